@@ -99,6 +99,9 @@ func (e *CompletionError) Error() string {
 			return "Activate Payload: 0x82 payload activation limit reached"
 		}
 	}
+	if t := commandSpecificText(e.NetFn&^1, e.Cmd, e.Code); t != "" {
+		return fmt.Sprintf("%s: 0x%02X %s", CommandName(e.NetFn, e.Cmd), uint8(e.Code), t)
+	}
 	return fmt.Sprintf("%s: %s", CommandName(e.NetFn, e.Cmd), e.Code)
 }
 
@@ -126,4 +129,24 @@ var commandNames = map[[2]uint8]string{
 	{uint8(NetFnChassis), uint8(CmdGetSystemBootOptions)}:   "Get System Boot Options",
 	{uint8(NetFnTransport), uint8(CmdSetSOLConfigParams)}:   "Set SOL Configuration Parameters",
 	{uint8(NetFnTransport), uint8(CmdGetSOLConfigParams)}:   "Get SOL Configuration Parameters",
+}
+
+// commandSpecificText gives the meaning of a command-specific completion code
+// (0x80-0xBE) for the commands obmd uses, or "" when it has none.
+func commandSpecificText(n NetFn, c Command, code CompletionCode) string {
+	switch {
+	case n == NetFnApp && c == CmdActivatePayload:
+		switch code { // IPMI v2.0 section 24.1
+		case 0x83:
+			return "cannot activate payload with encryption"
+		case 0x84:
+			return "cannot activate payload without encryption"
+		}
+	case n == NetFnApp && c == CmdDeactivatePayload && code == 0x80: // section 24.2
+		return "payload already deactivated"
+	case code == 0x80 && (c == CmdSetSystemBootOptions || c == CmdGetSystemBootOptions) && n == NetFnChassis,
+		code == 0x80 && (c == CmdSetSOLConfigParams || c == CmdGetSOLConfigParams) && n == NetFnTransport:
+		return "parameter not supported" // sections 28.12, 28.13, 26.2, 26.3
+	}
+	return ""
 }

@@ -40,18 +40,24 @@ func TestCompletionErrorText(t *testing.T) {
 			"Get System Boot Options: 0xCC invalid data field in request"},
 		// captured: ipmi_sim answers 0x80 to Get SOL param 2 (not supported).
 		{"command-specific", CompletionError{NetFnTransport, CmdGetSOLConfigParams, 0x80},
-			"Get SOL Configuration Parameters: 0x80 command-specific error"},
+			"Get SOL Configuration Parameters: 0x80 parameter not supported"},
+		{"boot param unsupported", CompletionError{NetFnChassis, CmdGetSystemBootOptions, 0x80},
+			"Get System Boot Options: 0x80 parameter not supported"},
 		{"activate already active", CompletionError{NetFnApp, CmdActivatePayload, CCPayloadAlreadyActive},
 			"Activate Payload: 0x80 payload already active on another session"},
 		{"activate disabled", CompletionError{NetFnApp, CmdActivatePayload, CCPayloadDisabled},
 			"Activate Payload: 0x81 payload type is disabled"},
 		{"activate limit", CompletionError{NetFnApp, CmdActivatePayload, CCPayloadLimitReached},
 			"Activate Payload: 0x82 payload activation limit reached"},
-		{"activate other", CompletionError{NetFnApp, CmdActivatePayload, 0x83},
-			"Activate Payload: 0x83 command-specific error"},
+		{"activate encryption", CompletionError{NetFnApp, CmdActivatePayload, 0x83},
+			"Activate Payload: 0x83 cannot activate payload with encryption"},
+		{"activate other", CompletionError{NetFnApp, CmdActivatePayload, 0x85},
+			"Activate Payload: 0x85 command-specific error"},
 		// 0x80 means "already active" only for Activate Payload.
 		{"deactivate 0x80", CompletionError{NetFnApp, CmdDeactivatePayload, 0x80},
-			"Deactivate Payload: 0x80 command-specific error"},
+			"Deactivate Payload: 0x80 payload already deactivated"},
+		{"chassis control specific", CompletionError{NetFnChassis, CmdChassisControl, 0x81},
+			"Chassis Control: 0x81 command-specific error"},
 		{"unknown command", CompletionError{NetFnGroupExt, 0x3E, CCInvalidCommand},
 			"netfn 0x2C cmd 0x3E: 0xC1 invalid command"},
 	}
@@ -84,3 +90,4 @@ func TestCommandName(t *testing.T) {
 		}
 	}
 }
+
