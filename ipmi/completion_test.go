@@ -90,4 +90,3 @@ func TestCommandName(t *testing.T) {
 		}
 	}
 }
-
