@@ -1,0 +1,125 @@
+package bmc
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"obmd/ipmi"
+	"obmd/sol"
+)
+
+// Quirks are named, per-node workarounds for BMCs that bend the IPMI
+// specification. The names are FreeIPMI's workaround flags (ipmiconsole(8),
+// ipmipower(8) "WORKAROUNDS"), so an operator who found the flag that makes
+// FreeIPMI work with a machine can give obmd the same name.
+//
+// Only names that change what obmd does are accepted; every other name,
+// FreeIPMI's included, is an error, so a node is never registered with a
+// workaround that silently does nothing:
+//
+//   - "solport": ignore the port Activate Payload reports for SOL and use
+//     the session's own port (FreeIPMI: "ignore alternate SOL ports"; seen
+//     as SOL "connection timeout" on boards that report a bogus port).
+//   - "solpayloadsize": ignore the payload sizes Activate Payload reports
+//     and send at most DefaultSOLPayloadSize bytes per SOL packet (FreeIPMI:
+//     "not check for valid SOL payload sizes and assume a proper set").
+//   - "opensesspriv": some BMCs hash the session keys with the privilege of
+//     Open Session instead of the one in RAKP 1. obmd always sends the same
+//     explicit privilege in both (never 0, "highest"), so such a BMC derives
+//     the same keys either way: the quirk is accepted and always in effect.
+//
+// The SOL quirks act where SOL is set up: the console code asks SOLPort and
+// SOLMaxData instead of reading the Activate Payload response itself.
+type Quirks struct {
+	IgnoreSOLPort        bool // "solport"
+	IgnoreSOLPayloadSize bool // "solpayloadsize"
+	OpenSessPriv         bool // "opensesspriv" (no effect: always how obmd behaves)
+}
+
+// Quirk names.
+const (
+	QuirkSOLPort        = "solport"
+	QuirkSOLPayloadSize = "solpayloadsize"
+	QuirkOpenSessPriv   = "opensesspriv"
+)
+
+// QuirkNames lists the accepted quirk names.
+func QuirkNames() []string {
+	return []string{QuirkOpenSessPriv, QuirkSOLPayloadSize, QuirkSOLPort}
+}
+
+// ParseQuirks validates names and reports every unknown one at once.
+// Names are case-insensitive (FreeIPMI's are lower case); duplicates are
+// allowed.
+func ParseQuirks(names []string) (Quirks, error) {
+	var q Quirks
+	var unknown []string
+	for _, n := range names {
+		switch strings.ToLower(strings.TrimSpace(n)) {
+		case QuirkSOLPort:
+			q.IgnoreSOLPort = true
+		case QuirkSOLPayloadSize:
+			q.IgnoreSOLPayloadSize = true
+		case QuirkOpenSessPriv:
+			q.OpenSessPriv = true
+		default:
+			unknown = append(unknown, fmt.Sprintf("%q", n))
+		}
+	}
+	if len(unknown) > 0 {
+		return Quirks{}, fmt.Errorf("bmc: unknown quirk %s (supported: %s)",
+			strings.Join(unknown, ", "), strings.Join(QuirkNames(), ", "))
+	}
+	return q, nil
+}
+
+// Names returns the quirks that are set, in QuirkNames order.
+func (q Quirks) Names() []string {
+	var out []string
+	for _, n := range QuirkNames() {
+		if (n == QuirkSOLPort && q.IgnoreSOLPort) || (n == QuirkSOLPayloadSize && q.IgnoreSOLPayloadSize) ||
+			(n == QuirkOpenSessPriv && q.OpenSessPriv) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// DefaultSOLPayloadSize is the SOL payload size assumed under the
+// "solpayloadsize" quirk: 4 header bytes and 28 characters. It is small on
+// purpose (ipmi_sim, for one, reports an inbound size of 32): a BMC that
+// reports nonsense is unlikely to take large packets.
+const DefaultSOLPayloadSize = 32
+
+// errNoSOLPort: IPMI v2.0 section 24.1, Activate Payload response bytes
+// 10:11 ("payload UDP port number").
+var errNoSOLPort = errors.New("bmc: Activate Payload reported UDP port 0 for SOL")
+
+// SOLPort is the UDP port for SOL packets after Activate Payload
+// answered rsp (IPMI v2.0 section 24.1: the BMC may name a port other than
+// the session's). sessionPort is the port the session runs on.
+func (q Quirks) SOLPort(rsp ipmi.ActivatePayloadRsp, sessionPort int) (int, error) {
+	if q.IgnoreSOLPort || int(rsp.Port) == sessionPort {
+		return sessionPort, nil
+	}
+	if rsp.Port == 0 {
+		return 0, errNoSOLPort
+	}
+	return int(rsp.Port), nil
+}
+
+// SOLMaxData is the number of characters the console may put in one SOL
+// packet to the BMC: the BMC's inbound payload size (IPMI v2.0 section
+// 24.1, bytes 6:7) minus the 4-byte SOL header, or DefaultSOLPayloadSize's
+// under "solpayloadsize". A reported size that leaves no room for a
+// character is an error unless the quirk is set.
+func (q Quirks) SOLMaxData(rsp ipmi.ActivatePayloadRsp) (int, error) {
+	size := int(rsp.InboundPayloadSize)
+	if q.IgnoreSOLPayloadSize {
+		size = DefaultSOLPayloadSize
+	} else if size <= sol.HeaderLen {
+		return 0, fmt.Errorf("bmc: Activate Payload reported an inbound SOL payload size of %d bytes, too small for any data (quirk %q ignores it)", size, QuirkSOLPayloadSize)
+	}
+	return sol.MaxDataForPayloadSize(size), nil
+}
