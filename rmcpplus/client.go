@@ -1,0 +1,571 @@
+package rmcpplus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"obmd/ipmi"
+)
+
+// ClientConfig configures a client session to one BMC.
+type ClientConfig struct {
+	Addr      string // host or host:port (default port 623)
+	Username  string
+	Password  []byte              // never logged
+	Kg        []byte              // BMC key; empty means use the password
+	Privilege ipmi.PrivilegeLevel // default Administrator; sent explicitly in Open Session and RAKP 1
+	// CipherSuite pins the suite; 0 means negotiate (prefer 17, then 3).
+	CipherSuite uint8
+	Timeout     time.Duration // per attempt (default 1 s); see attemptTimeout
+	// Retries is the number of retransmissions after the first attempt:
+	// 0 means the default (3), a negative value means none.
+	Retries   int
+	KeepAlive time.Duration // idle interval before a keepalive command (default 20 s)
+	// PacketConn, if set, is used instead of a fresh UDP socket (tests put a
+	// fault injector here). The Session owns and closes it.
+	PacketConn net.PacketConn
+	Logger     *slog.Logger
+}
+
+// Client defaults.
+const (
+	DefaultPort      = 623
+	DefaultTimeout   = time.Second
+	DefaultRetries   = 3
+	DefaultKeepAlive = 20 * time.Second
+)
+
+// withDefaults fills in the zero fields.
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.Privilege == ipmi.PrivilegeHighest {
+		c.Privilege = ipmi.PrivilegeAdministrator
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	switch {
+	case c.Retries == 0:
+		c.Retries = DefaultRetries
+	case c.Retries < 0:
+		c.Retries = 0
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// validate reports every invalid field at once.
+func (c ClientConfig) validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("no BMC address"))
+	}
+	if len(c.Username) > MaxUsernameLength {
+		errs = append(errs, fmt.Errorf("user name is %d bytes; RAKP allows at most %d", len(c.Username), MaxUsernameLength))
+	}
+	if len(c.Password) > MaxPasswordLength {
+		errs = append(errs, fmt.Errorf("password is %d bytes; IPMI v2.0 allows at most %d", len(c.Password), MaxPasswordLength))
+	}
+	if len(c.Kg) > MaxPasswordLength {
+		errs = append(errs, fmt.Errorf("Kg is %d bytes; IPMI v2.0 allows at most %d", len(c.Kg), MaxPasswordLength))
+	}
+	if c.Privilege < ipmi.PrivilegeCallback || c.Privilege > ipmi.PrivilegeOEM {
+		errs = append(errs, fmt.Errorf("privilege %v is not a session privilege level", c.Privilege))
+	}
+	if c.CipherSuite != 0 {
+		if _, ok := CipherSuiteByID(c.CipherSuite); !ok {
+			errs = append(errs, fmt.Errorf("cipher suite %d is not supported (supported: %v)", c.CipherSuite, SupportedCipherSuites()))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("rmcpplus: invalid client configuration: %w", errors.Join(errs...))
+}
+
+// Errors a caller may test for with errors.Is.
+var (
+	// ErrTimeout: the BMC did not answer a request in any attempt. The
+	// error's text names the command, the address and the attempts.
+	ErrTimeout = errors.New("rmcpplus: timeout")
+	// ErrSessionClosed is Err() after Close.
+	ErrSessionClosed = errors.New("rmcpplus: session closed")
+	// ErrWrongPassword: the BMC's RAKP 2 proves it holds a different
+	// password for the user.
+	ErrWrongPassword = errors.New("wrong password")
+	// ErrUnknownUser: the BMC does not know the user name (RAKP 2 status
+	// 0x0D unauthorized name).
+	ErrUnknownUser = errors.New("unknown user")
+)
+
+// timeoutError is an ErrTimeout naming what got no answer.
+type timeoutError struct {
+	addr     string
+	what     string
+	attempts int
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("rmcpplus: timeout: no answer from %s to %s after %d attempts", e.addr, e.what, e.attempts)
+}
+
+func (e *timeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// sessionLostError is Err() of a session that ended without Close.
+type sessionLostError struct {
+	addr   string
+	during string // what failed, e.g. "keepalive"; may be empty
+	cause  error
+}
+
+func (e *sessionLostError) Error() string {
+	during := ""
+	if e.during != "" {
+		during = e.during + ": "
+	}
+	return fmt.Sprintf("rmcpplus: session to %s lost: %s%s", e.addr, during, strings.TrimPrefix(e.cause.Error(), "rmcpplus: "))
+}
+
+func (e *sessionLostError) Unwrap() error { return e.cause }
+
+// Session is an established RMCP+ session, safe for concurrent callers.
+//
+// One goroutine reads the socket and hands each answer to the caller
+// waiting for it (requestTable); callers send their own requests and wait
+// with their own timers, so a request costs no goroutine.
+type Session struct {
+	cfg      ClientConfig
+	addr     *net.UDPAddr
+	addrText string
+	conn     net.PacketConn
+	log      *slog.Logger
+	attempts int // cfg.Retries + 1
+
+	table *requestTable
+	hs    chan handshakeReply // Open Session Response, RAKP 2, RAKP 4
+
+	sec atomic.Pointer[sessionSecrets] // set once RAKP 4 is verified
+
+	// Outbound session sequence numbers, last used. IPMI v2.0 section
+	// 13.6: authenticated and unauthenticated packets count separately,
+	// start at 1, and every packet (retransmissions too) takes a new one.
+	outAuth, outUnauth atomic.Uint32
+
+	inMu              sync.Mutex
+	inAuth, inUnauth  seqWindow    // inbound windows (section 6.12.13)
+	lastRecv          atomic.Int64 // UnixNano of the last accepted session packet
+	rejectedSeq       atomic.Uint64
+	rejectedIntegrity atomic.Uint64
+
+	keepalive atomic.Pointer[time.Timer]
+	payloads  [64]atomic.Pointer[PayloadConn]
+
+	done      chan struct{}
+	endOnce   sync.Once
+	err       error // why the session ended; written before done is closed
+	closeOnce sync.Once
+}
+
+// sessionSecrets is what the handshake establishes.
+type sessionSecrets struct {
+	keys      *SessionKeys
+	consoleID uint32 // ours; the BMC sends it in every packet to us
+	managedID uint32 // the BMC's; we send it in every packet to the BMC
+	// authenticated: the suite has an integrity algorithm, so every
+	// session packet must carry an AuthCode and counts as authenticated.
+	authenticated bool
+}
+
+// handshakeReply is a copy of a pre-session RMCP+ handshake message.
+type handshakeReply struct {
+	pt      PayloadType
+	payload []byte
+}
+
+// maxDatagram is the read buffer size. IPMI and SOL packets are far
+// smaller; a longer datagram is truncated and then fails its checks.
+const maxDatagram = 4096
+
+// Dial performs the RMCP+ handshake and sets the session privilege.
+//
+// Sequence (IPMI v2.0 section 13.14-13.33): Get Channel Authentication
+// Capabilities (IPMI v1.5 packet) to see that the BMC speaks RMCP+; the
+// cipher suite list (Get Channel Cipher Suites) unless cfg pins a suite;
+// Open Session; RAKP 1-4; Set Session Privilege Level. Every message is
+// retransmitted on timeout.
+func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	addr, err := resolveBMCAddr(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := cfg.PacketConn
+	if conn == nil {
+		if conn, err = listenUDPFor(addr); err != nil {
+			return nil, fmt.Errorf("rmcpplus: opening a UDP socket for %s: %w", addr, err)
+		}
+	}
+	s := &Session{
+		cfg:      cfg,
+		addr:     addr,
+		addrText: addr.String(),
+		conn:     conn,
+		log:      cfg.Logger.With("bmc", addr.String()),
+		attempts: cfg.Retries + 1,
+		table:    newRequestTable(),
+		hs:       make(chan handshakeReply, 8),
+		done:     make(chan struct{}),
+	}
+	go s.readLoop(conn, true)
+	if err := s.establish(ctx); err != nil {
+		s.end(err)
+		return nil, err
+	}
+	s.startKeepalive()
+	s.log.Debug("rmcpplus session established", "suite", s.sec.Load().keys.Suite.ID, "privilege", cfg.Privilege)
+	return s, nil
+}
+
+// resolveBMCAddr accepts "host", "host:port", "[v6]" and "[v6]:port".
+func resolveBMCAddr(a string) (*net.UDPAddr, error) {
+	host, port := a, strconv.Itoa(DefaultPort)
+	if h, p, err := net.SplitHostPort(a); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]") {
+		host = a[1 : len(a)-1]
+	}
+	if host == "" {
+		return nil, fmt.Errorf("rmcpplus: BMC address %q has no host", a)
+	}
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("rmcpplus: BMC address %q: %w", a, err)
+	}
+	return ua, nil
+}
+
+// listenUDPFor opens an ephemeral UDP socket of addr's family.
+func listenUDPFor(addr *net.UDPAddr) (*net.UDPConn, error) {
+	network := "udp6"
+	if addr.IP.To4() != nil {
+		network = "udp4"
+	}
+	return net.ListenUDP(network, nil)
+}
+
+// Do sends one IPMI request and returns the response data after the
+// completion code. A non-zero completion code is an *ipmi.CompletionError.
+// A request the BMC never answers (ErrTimeout) ends the session: Done
+// closes and the caller should dial again.
+func (s *Session) Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error) {
+	rsp, err := s.exchange(ctx, sendInSession, netfn, cmd, data, s.cfg.Timeout, s.attempts)
+	if err != nil {
+		if errors.Is(err, ErrTimeout) {
+			s.end(&sessionLostError{addr: s.addrText, cause: err})
+		}
+		return nil, err
+	}
+	if cc := ipmi.CompletionCode(rsp[0]); cc != ipmi.CCOK {
+		return nil, &ipmi.CompletionError{NetFn: netfn, Cmd: cmd, Code: cc}
+	}
+	return rsp[1:], nil
+}
+
+// sendMode says how a request is framed.
+type sendMode uint8
+
+const (
+	sendPreSessionV15 sendMode = iota // IPMI v1.5 packet, session ID 0 (section 13.6)
+	sendInSession                     // sealed with the session's keys
+)
+
+// exchange sends one IPMI request until it is answered or attempts run
+// out, and returns the response's completion code and data. base is the
+// per-attempt timeout that attemptTimeout spreads over the attempts.
+func (s *Session) exchange(ctx context.Context, mode sendMode, netfn ipmi.NetFn, cmd ipmi.Command, data []byte, base time.Duration, attempts int) ([]byte, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	seq, slot, err := s.table.acquire(ctx, s.done, netfn, cmd, mode == sendInSession)
+	if err != nil {
+		if err == errStopped {
+			return nil, s.Err()
+		}
+		return nil, err
+	}
+	defer s.table.release(seq)
+
+	m := ipmi.Message{DstAddr: ipmi.AddrBMC, NetFn: netfn, SrcAddr: ipmi.AddrRemoteSW, Seq: seq, Cmd: cmd, Data: data}
+	slot.msg = m.AppendTo(slot.msg[:0])
+	if slot.timer == nil {
+		slot.timer = time.NewTimer(time.Hour)
+	}
+	defer slot.timer.Stop()
+	for k := range attempts {
+		if err := s.sendRequest(mode, slot); err != nil {
+			return nil, err
+		}
+		slot.timer.Reset(attemptTimeout(base, k, attempts))
+	wait:
+		for {
+			select {
+			case <-slot.ready:
+				rsp := s.table.take(seq)
+				if rsp == nil {
+					continue
+				}
+				if ipmi.CompletionCode(rsp[0]) == ipmi.CCDuplicateRequest {
+					// The BMC is still working on an earlier copy of
+					// this request; its answer will come.
+					continue
+				}
+				return rsp, nil
+			case <-slot.timer.C:
+				break wait
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-s.done:
+				return nil, s.err
+			}
+		}
+	}
+	return nil, &timeoutError{addr: s.addrText, what: ipmi.CommandName(netfn, cmd), attempts: attempts}
+}
+
+// sendRequest frames slot.msg and writes it.
+func (s *Session) sendRequest(mode sendMode, slot *requestSlot) error {
+	switch mode {
+	case sendPreSessionV15:
+		slot.pkt = AppendV15(slot.pkt[:0], 0, 0, slot.msg)
+	case sendInSession:
+		sec := s.sec.Load()
+		var err error
+		slot.pkt, err = sec.keys.AppendSealed(slot.pkt[:0], PayloadIPMI, sec.managedID, s.nextSeq(sec), slot.msg)
+		if err != nil {
+			return fmt.Errorf("rmcpplus: sealing a request to %s: %w", s.addrText, err)
+		}
+	}
+	if _, err := s.conn.WriteTo(slot.pkt, s.addr); err != nil {
+		if s.Err() != nil {
+			return s.Err()
+		}
+		return fmt.Errorf("rmcpplus: sending to %s: %w", s.addrText, err)
+	}
+	return nil
+}
+
+// nextSeq takes the next outbound session sequence number.
+func (s *Session) nextSeq(sec *sessionSecrets) uint32 {
+	if sec.authenticated {
+		return s.outAuth.Add(1)
+	}
+	return s.outUnauth.Add(1)
+}
+
+// readLoop is the one reader of conn. main: conn is the session's socket,
+// whose failure ends the session (a payload's own socket just stops).
+func (s *Session) readLoop(conn net.PacketConn, main bool) {
+	buf := make([]byte, maxDatagram)
+	var p Packet
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if main && s.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.end(&sessionLostError{addr: s.addrText, during: "reading the socket", cause: err})
+			}
+			return
+		}
+		s.handleDatagram(&p, buf[:n])
+	}
+}
+
+// handleDatagram dispatches one inbound datagram. It runs on a reading
+// goroutine and never blocks.
+func (s *Session) handleDatagram(p *Packet, b []byte) {
+	if err := p.Unmarshal(b); err != nil || p.ASF != nil {
+		return
+	}
+	if !p.IsV2() {
+		// IPMI v1.5 answers the pre-session requests (section 13.6).
+		if p.AuthType == AuthTypeNone && p.SessionID == 0 {
+			s.deliverIPMI(p.Payload, false)
+		}
+		return
+	}
+	if p.SessionID == 0 {
+		switch p.PayloadType {
+		case PayloadOpenSessionRsp, PayloadRAKP2, PayloadRAKP4:
+			if p.Authenticated || p.Encrypted {
+				return
+			}
+			select {
+			case s.hs <- handshakeReply{pt: p.PayloadType, payload: append([]byte(nil), p.Payload...)}:
+			default: // nobody is waiting for this many; drop
+			}
+		case PayloadIPMI:
+			if !p.Authenticated && !p.Encrypted {
+				s.deliverIPMI(p.Payload, false)
+			}
+		}
+		return
+	}
+	sec := s.sec.Load()
+	if sec == nil || p.SessionID != sec.consoleID {
+		return
+	}
+	// Section 6.12.13: check the sequence number against the window
+	// before trusting anything; record it only after integrity passed.
+	window := &s.inUnauth
+	if p.Authenticated {
+		window = &s.inAuth
+	}
+	s.inMu.Lock()
+	fresh := window.check(p.Seq)
+	s.inMu.Unlock()
+	if !fresh {
+		s.rejectedSeq.Add(1)
+		return
+	}
+	payload, err := sec.keys.Open(p)
+	if err != nil {
+		s.rejectedIntegrity.Add(1)
+		return
+	}
+	s.inMu.Lock()
+	fresh = window.accept(p.Seq)
+	s.inMu.Unlock()
+	if !fresh {
+		s.rejectedSeq.Add(1)
+		return
+	}
+	s.lastRecv.Store(time.Now().UnixNano())
+	if p.PayloadType == PayloadIPMI {
+		s.deliverIPMI(payload, true)
+		return
+	}
+	if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
+		pc.deliver(payload)
+	}
+}
+
+// deliverIPMI hands an IPMI response message to the request table.
+func (s *Session) deliverIPMI(b []byte, authenticated bool) {
+	m, err := ipmi.ParseMessage(b)
+	if err != nil || !m.NetFn.IsResponse() {
+		return
+	}
+	s.table.deliver(m, authenticated)
+}
+
+// Done is closed when the session ends; Err says why.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is nil while the session is up; afterwards it says why it ended
+// (ErrSessionClosed after Close).
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close sends Close Session (best effort, IPMI v2.0 section 22.19) and
+// releases the socket. It is idempotent and always returns nil.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		if sec := s.sec.Load(); sec != nil && s.Err() == nil {
+			short := min(s.cfg.Timeout, closeSessionTimeout)
+			_, err := s.exchange(context.Background(), sendInSession, ipmi.NetFnApp, ipmi.CmdCloseSession, closeSessionRequest(sec.managedID), short, 1)
+			if err != nil {
+				s.log.Debug("Close Session not confirmed", "err", err)
+			}
+		}
+		s.end(ErrSessionClosed)
+	})
+	return nil
+}
+
+// closeSessionTimeout bounds the wait for the Close Session answer.
+const closeSessionTimeout = 300 * time.Millisecond
+
+// end ends the session once: records why, wakes every waiter, stops the
+// keepalive, closes payload channels and the socket.
+func (s *Session) end(err error) {
+	s.endOnce.Do(func() {
+		s.err = err
+		close(s.done)
+		if t := s.keepalive.Load(); t != nil {
+			t.Stop()
+		}
+		for i := range s.payloads {
+			if pc := s.payloads[i].Swap(nil); pc != nil {
+				pc.shutdown()
+			}
+		}
+		s.conn.Close()
+		if !errors.Is(err, ErrSessionClosed) {
+			s.log.Debug("rmcpplus session ended", "err", err)
+		}
+	})
+}
+
+// Keepalive: a BMC closes a session that stays silent for its session
+// inactivity timeout (ipmi_sim: 30 s; 60 s is common). When nothing has been heard from the BMC for cfg.KeepAlive, the
+// session sends Get Channel Authentication Capabilities, which every BMC
+// answers cheaply inside a session; if that goes unanswered the session is
+// lost. The timer costs no goroutine while it waits.
+
+func (s *Session) startKeepalive() {
+	s.lastRecv.Store(time.Now().UnixNano())
+	t := time.AfterFunc(time.Hour, s.keepaliveDue)
+	s.keepalive.Store(t)
+	if s.Err() != nil {
+		t.Stop()
+		return
+	}
+	t.Reset(s.cfg.KeepAlive)
+}
+
+func (s *Session) keepaliveDue() {
+	t := s.keepalive.Load()
+	if s.Err() != nil {
+		return
+	}
+	idle := time.Duration(time.Now().UnixNano() - s.lastRecv.Load())
+	if idle < s.cfg.KeepAlive {
+		t.Reset(s.cfg.KeepAlive - idle)
+		return
+	}
+	_, err := s.exchange(context.Background(), sendInSession, ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities,
+		authCapsRequest(s.cfg.Privilege), s.cfg.Timeout, s.attempts)
+	if err != nil {
+		if s.Err() == nil {
+			s.end(&sessionLostError{addr: s.addrText, during: "keepalive", cause: err})
+		}
+		return
+	}
+	if s.Err() == nil {
+		t.Reset(s.cfg.KeepAlive)
+	}
+}

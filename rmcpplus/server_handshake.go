@@ -1,0 +1,279 @@
+package rmcpplus
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"net"
+	"time"
+
+	"obmd/ipmi"
+)
+
+// The managed system's side of session establishment: Open Session and
+// RAKP 1-4, IPMI v2.0 sections 13.17-13.23 and 13.31. A retransmitted
+// request gets the same answer again: the BMC random number Rc is fixed
+// when the session is created, so a repeated RAKP 1 yields an identical
+// RAKP 2, and the RAKP 4 is kept for a repeated RAKP 3.
+
+// openSession answers an Open Session Request (section 13.17) with an Open
+// Session Response (section 13.18).
+func (srv *Server) openSession(st *serveState, payload []byte, from net.Addr, via net.PacketConn) []byte {
+	var req OpenSessionRequest
+	if err := req.Unmarshal(payload); err != nil {
+		if len(payload) < 8 {
+			return nil
+		}
+		// Enough to address an answer: tag and console session ID.
+		rsp := OpenSessionResponse{Tag: payload[0], Status: RAKPIllegalOrUnrecognizedParameter,
+			ConsoleSessionID: leUint32(payload[4:8])}
+		return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
+	}
+	rsp := OpenSessionResponse{Tag: req.Tag, ConsoleSessionID: req.ConsoleSessionID}
+	fail := func(status RAKPStatus) []byte {
+		rsp.Status = status
+		srv.log.Debug("rmcpplus server: Open Session refused", "from", from, "status", status)
+		return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
+	}
+	if req.ConsoleSessionID == 0 {
+		return fail(RAKPInvalidSessionID)
+	}
+	suite, ok := srv.suiteFor(req.Auth, req.Integrity, req.Confidentiality)
+	if !ok {
+		return fail(RAKPNoCipherSuiteMatch)
+	}
+	// The privilege actually granted goes back in the response: a request
+	// for 0 ("highest available", which FreeIPMI sends) gets the channel
+	// limit, Administrator; FreeIPMI rejects a response that echoes 0.
+	priv := req.MaxPrivilege
+	switch {
+	case priv == ipmi.PrivilegeHighest:
+		priv = ipmi.PrivilegeAdministrator
+	case priv > ipmi.PrivilegeOEM:
+		return fail(RAKPInvalidRole)
+	}
+
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed {
+		return nil
+	}
+	now := time.Now()
+	// A retransmitted request: the same console session, handshake not yet
+	// under way, from the same place. Answer with the same session.
+	for _, ss := range srv.sessions {
+		if ss.consoleID == req.ConsoleSessionID && ss.state == stateAwaitRAKP1 &&
+			ss.suite == suite && ss.openPriv == priv && sameAddr(ss.remote, from) {
+			ss.lastActive = now
+			return srv.openSessionOK(st, rsp, ss)
+		}
+	}
+	if len(srv.sessions) >= srv.cfg.MaxSessions {
+		return fail(RAKPInsufficientResources)
+	}
+	ss := &ServerSession{
+		srv:        srv,
+		id:         srv.newSessionIDLocked(),
+		consoleID:  req.ConsoleSessionID,
+		suite:      suite,
+		openPriv:   priv,
+		remote:     from,
+		conn:       via,
+		state:      stateAwaitRAKP1,
+		lastActive: now,
+		done:       make(chan struct{}),
+	}
+	if _, err := rand.Read(ss.rc[:]); err != nil {
+		return fail(RAKPInsufficientResources)
+	}
+	srv.sessions[ss.id] = ss
+	srv.armExpiryLocked(srv.deadlineLocked(ss))
+	srv.log.Debug("rmcpplus server: session opened", "session", ss.id, "suite", suite.ID, "from", from)
+	return srv.openSessionOK(st, rsp, ss)
+}
+
+func (srv *Server) openSessionOK(st *serveState, rsp OpenSessionResponse, ss *ServerSession) []byte {
+	rsp.Status = RAKPNoErrors
+	rsp.MaxPrivilege = ss.openPriv
+	rsp.ManagedSessionID = ss.id
+	rsp.Auth, rsp.Integrity, rsp.Confidentiality = ss.suite.Auth, ss.suite.Integrity, ss.suite.Confidentiality
+	return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
+}
+
+// suiteFor finds the offered suite made of exactly these algorithms.
+func (srv *Server) suiteFor(a AuthAlgorithm, i IntegrityAlgorithm, c ConfidentialityAlgorithm) (CipherSuite, bool) {
+	cs, ok := CipherSuiteByAlgorithms(a, i, c)
+	if !ok {
+		return CipherSuite{}, false
+	}
+	for _, id := range srv.offered {
+		if id == cs.ID {
+			return cs, true
+		}
+	}
+	return CipherSuite{}, false
+}
+
+// rakp1 answers RAKP Message 1 (section 13.20) with RAKP Message 2
+// (section 13.21): the user must exist (else 0Dh unauthorized name) and may
+// not ask for more than its own maximum privilege or the one granted in
+// Open Session (else 0Ah unauthorized role). Any failure ends the session.
+func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
+	var r1 RAKP1
+	if err := r1.Unmarshal(payload); err != nil {
+		if len(payload) >= rakp1MinLen && payload[27] > MaxUsernameLength {
+			return srv.rakp1Failed(st, payload[0], leUint32(payload[4:8]), RAKPInvalidNameLength)
+		}
+		return nil
+	}
+	// Look the user up before taking the lock: Users is the caller's code.
+	var password []byte
+	var userMax ipmi.PrivilegeLevel
+	known := false
+	if srv.cfg.Users != nil {
+		password, userMax, known = srv.cfg.Users(r1.Username)
+	}
+
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	ss := srv.sessions[r1.ManagedSessionID]
+	if ss == nil {
+		r2 := RAKP2{Tag: r1.Tag, Status: RAKPInvalidSessionID}
+		return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
+	}
+	if ss.state == stateActive {
+		return nil // a stale copy; the handshake is over
+	}
+	fail := func(status RAKPStatus) []byte {
+		srv.endLocked(ss, "RAKP 1 refused: "+status.String())
+		r2 := RAKP2{Tag: r1.Tag, Status: status, ConsoleSessionID: ss.consoleID}
+		return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
+	}
+	want := ipmi.PrivilegeLevel(r1.Role & rolePrivilegeMask)
+	switch {
+	case r1.Role&^(rolePrivilegeMask|RoleNameOnlyLookup) != 0 || want > ipmi.PrivilegeOEM:
+		return fail(RAKPInvalidRole)
+	case !known:
+		return fail(RAKPUnauthorizedName)
+	case want == ipmi.PrivilegeHighest:
+		want = min(userMax, ss.openPriv)
+	case want > userMax || want > ss.openPriv:
+		return fail(RAKPUnauthorizedRole)
+	}
+	ss.rm = r1.ConsoleRandom
+	ss.role = r1.Role
+	ss.username = r1.Username
+	ss.password = password
+	ss.maxPriv = want
+	ss.state = stateAwaitRAKP3
+	ss.lastActive = time.Now()
+	r2 := RAKP2{
+		Tag:              r1.Tag,
+		ConsoleSessionID: ss.consoleID,
+		ManagedRandom:    ss.rc,
+		ManagedGUID:      srv.cfg.GUID,
+		AuthCode: RAKP2AuthCode(ss.suite.Auth, password, ss.consoleID, ss.id,
+			ss.rm, ss.rc, srv.cfg.GUID, ss.role, ss.username),
+	}
+	return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
+}
+
+func (srv *Server) rakp1Failed(st *serveState, tag uint8, managedID uint32, status RAKPStatus) []byte {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var consoleID uint32
+	if ss := srv.sessions[managedID]; ss != nil && ss.state != stateActive {
+		consoleID = ss.consoleID
+		srv.endLocked(ss, "RAKP 1 refused: "+status.String())
+	}
+	r2 := RAKP2{Tag: tag, Status: status, ConsoleSessionID: consoleID}
+	return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
+}
+
+// rakp3 answers RAKP Message 3 (section 13.22) with RAKP Message 4 (section
+// 13.23). A wrong auth code (the console used another password) is refused
+// at once with 0Fh "invalid integrity check value", as ipmi_sim does, so
+// the console fails fast. A RAKP 3 carrying an error status is the console
+// giving up: the session ends without an answer.
+func (srv *Server) rakp3(st *serveState, payload []byte) []byte {
+	var r3 RAKP3
+	if err := r3.Unmarshal(payload); err != nil {
+		return nil
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	ss := srv.sessions[r3.ManagedSessionID]
+	if ss == nil {
+		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidSessionID}
+		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+	}
+	switch ss.state {
+	case stateAwaitRAKP1:
+		if r3.Status != RAKPNoErrors {
+			srv.endLocked(ss, "console aborted: "+r3.Status.String())
+			return nil
+		}
+		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidSessionID, ConsoleSessionID: ss.consoleID}
+		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+	case stateActive:
+		// A retransmission whose RAKP 4 was lost: send the same again.
+		if r3.Status == RAKPNoErrors && bytes.Equal(r3.AuthCode, ss.rakp3Code) && ss.rakp4 != nil {
+			return srv.handshakeReply(st, PayloadRAKP4, ss.rakp4)
+		}
+		return nil
+	}
+	if r3.Status != RAKPNoErrors {
+		srv.endLocked(ss, "console aborted: "+r3.Status.String())
+		return nil
+	}
+	auth := ss.suite.Auth
+	want := RAKP3AuthCode(auth, ss.password, ss.rc, ss.consoleID, ss.role, ss.username)
+	if !hmac.Equal(want, r3.AuthCode) {
+		srv.endLocked(ss, "RAKP 3 auth code mismatch (wrong password)")
+		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidIntegrityCheckValue, ConsoleSessionID: ss.consoleID}
+		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+	}
+	// Section 13.31: SIK, then K1/K2 (section 13.32), then RAKP 4's ICV.
+	sik := DeriveSIK(auth, SIKKey(srv.cfg.Kg, ss.password), ss.rm, ss.rc, ss.role, ss.username)
+	ss.keys = NewSessionKeys(ss.suite, sik)
+	r4 := RAKP4{
+		Tag:              r3.Tag,
+		ConsoleSessionID: ss.consoleID,
+		IntegrityCheck:   RAKP4IntegrityCheck(auth, sik, ss.rm, ss.id, srv.cfg.GUID),
+	}
+	ss.rakp4 = r4.Marshal()
+	ss.rakp3Code = bytes.Clone(r3.AuthCode)
+	ss.password = nil
+	ss.state = stateActive
+	// Section 22.18: the session starts at User level (or below, if that is
+	// the maximum); Set Session Privilege Level raises it.
+	ss.priv = min(ipmi.PrivilegeUser, ss.maxPriv)
+	ss.lastActive = time.Now()
+	srv.armExpiryLocked(srv.deadlineLocked(ss))
+	srv.log.Debug("rmcpplus server: session active", "session", ss.id, "user", ss.username, "max", ss.maxPriv)
+	return srv.handshakeReply(st, PayloadRAKP4, ss.rakp4)
+}
+
+// handshakeReply frames a pre-session RMCP+ message (session ID 0,
+// sequence 0).
+func (srv *Server) handshakeReply(st *serveState, pt PayloadType, msg []byte) []byte {
+	st.out = AppendV2(st.out[:0], pt, 0, 0, msg)
+	return st.out
+}
+
+// sameAddr compares two datagram source addresses.
+func sameAddr(a, b net.Addr) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ua, ok1 := a.(*net.UDPAddr)
+	ub, ok2 := b.(*net.UDPAddr)
+	if ok1 && ok2 {
+		return ua.Port == ub.Port && ua.IP.Equal(ub.IP) && ua.Zone == ub.Zone
+	}
+	return a.Network() == b.Network() && a.String() == b.String()
+}
+
+func leUint32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}

@@ -1,0 +1,58 @@
+package rmcpplus
+
+// seqWindow is the inbound session sequence number check of IPMI v2.0
+// section 6.12.13: a receiver accepts a window of recent sequence numbers so
+// that reordered packets still get through, and rejects any number it has
+// already accepted (a replay or a duplicate) and any number too far behind
+// the highest one accepted. RMCP+ keeps one window for authenticated and one
+// for unauthenticated packets (section 13.6 note on separate counters).
+//
+// The zero value is ready: no packet accepted yet. A seqWindow is not safe
+// for concurrent use; its owner serialises access.
+type seqWindow struct {
+	highest uint32 // highest sequence number accepted; 0 = none yet
+	// seen has bit i set when highest-i has been accepted (bit 0 = highest).
+	seen uint64
+}
+
+// seqWindowSize is how far behind the highest accepted number a packet may
+// be and still be accepted (if not seen before).
+const seqWindowSize = 32
+
+// check reports whether seq would be accepted, without recording it. Call it
+// before the (costly) integrity check, then accept after the check passed.
+func (w *seqWindow) check(seq uint32) bool {
+	if seq == 0 {
+		// Sequence number 0 is for pre-session packets only (section 13.6).
+		return false
+	}
+	ahead := seq - w.highest
+	if ahead != 0 && ahead < 1<<31 {
+		return true // newer than anything seen
+	}
+	behind := w.highest - seq
+	if behind >= seqWindowSize {
+		return false // too old
+	}
+	return w.seen&(1<<behind) == 0
+}
+
+// accept records seq if check(seq) holds and reports whether it did.
+func (w *seqWindow) accept(seq uint32) bool {
+	if !w.check(seq) {
+		return false
+	}
+	ahead := seq - w.highest
+	if ahead != 0 && ahead < 1<<31 {
+		if ahead >= 64 {
+			w.seen = 0
+		} else {
+			w.seen <<= ahead
+		}
+		w.seen |= 1
+		w.highest = seq
+		return true
+	}
+	w.seen |= 1 << (w.highest - seq)
+	return true
+}
