@@ -1,0 +1,166 @@
+package fakebmc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"syscall"
+)
+
+// FleetConfig configures a Fleet of simulated BMCs on consecutive UDP ports.
+type FleetConfig struct {
+	// Addr is host:port of the first BMC; BMC i listens on port+i. Port 0
+	// picks a free run of Count ports (what tests want).
+	Addr  string
+	Count int // zero means 1
+	// BMC is the configuration of every BMC. Each BMC i gets
+	// BMC.Faults.Seed+i as its fault seed, so BMCs fail differently but
+	// reproducibly.
+	BMC BMCConfig
+	// Configure, if set, adjusts BMC i's copy of the configuration (a quirk
+	// or a fault plan for one BMC).
+	Configure func(i int, c *BMCConfig)
+	Logger    *slog.Logger // nil: discard
+}
+
+// Fleet is a set of simulated BMCs served from one process, each with its
+// own machine, boot flags, sessions and console. An idle BMC costs a socket
+// and one goroutine blocked reading it (about 9 KiB: 10,000 idle BMCs take
+// under 100 MiB); its console runs nothing while unattached. An active SOL
+// session adds a session watcher, the host's reader and, in counter mode,
+// its writer, all woken by one ticker shared by the fleet (consoleHub).
+type Fleet struct {
+	bmcs []*BMC
+	hub  *consoleHub
+}
+
+// PortInUseError says a BMC's port is taken.
+type PortInUseError struct {
+	Addr string
+	Err  error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("UDP port %s is already in use (another fakebmc or BMC simulator?): stop it or choose another -addr", e.Addr)
+}
+
+func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// StartFleet binds every BMC's socket, then starts serving; it fails, with
+// nothing left running, if any socket cannot be bound (a *PortInUseError
+// for a port in use). ctx bounds the start only; Close stops the fleet.
+func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if cfg.Count <= 0 {
+		cfg.Count = 1
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	configs := make([]BMCConfig, cfg.Count)
+	for i := range configs {
+		c := cfg.BMC
+		c.Users = append([]User(nil), cfg.BMC.Users...)
+		c.Faults.Seed += int64(i)
+		if cfg.Configure != nil {
+			cfg.Configure(i, &c)
+		}
+		if err := c.validate(); err != nil {
+			return nil, fmt.Errorf("fakebmc: BMC %d: %w", i, err)
+		}
+		configs[i] = c
+	}
+	conns, err := bindConsecutive(ctx, cfg.Addr, cfg.Count)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{hub: newConsoleHub()}
+	for i, conn := range conns {
+		addr := conn.LocalAddr().(*net.UDPAddr)
+		b := newBMC(i, configs[i], addr, f.hub, log.With("bmc", i, "addr", addr.String()))
+		b.serve(NewFaultyConn(conn, configs[i].Faults))
+		f.bmcs = append(f.bmcs, b)
+	}
+	return f, nil
+}
+
+// bindConsecutive binds count UDP sockets on consecutive ports. With port
+// 0 it asks the kernel for a free first port and retries elsewhere if a
+// later one is taken.
+func bindConsecutive(ctx context.Context, addr string, count int) ([]net.PacketConn, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("fakebmc: address %q is not host:port: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("fakebmc: port %q in address %q is not a number from 0 to 65535", portStr, addr)
+	}
+	if port+count-1 > 65535 {
+		return nil, fmt.Errorf("fakebmc: %d BMCs from port %d would need ports above 65535", count, port)
+	}
+	var lc net.ListenConfig
+	if port != 0 {
+		return bindRun(ctx, &lc, host, port, count)
+	}
+	var lastErr error
+	for range 20 {
+		first, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("fakebmc: bind %s: %w", net.JoinHostPort(host, "0"), err)
+		}
+		base := first.LocalAddr().(*net.UDPAddr).Port
+		if base+count-1 > 65535 {
+			first.Close()
+			continue
+		}
+		rest, err := bindRun(ctx, &lc, host, base+1, count-1)
+		if err == nil {
+			return append([]net.PacketConn{first}, rest...), nil
+		}
+		first.Close()
+		lastErr = err
+	}
+	return nil, fmt.Errorf("fakebmc: no run of %d free consecutive UDP ports found: %w", count, lastErr)
+}
+
+func bindRun(ctx context.Context, lc *net.ListenConfig, host string, port, count int) ([]net.PacketConn, error) {
+	conns := make([]net.PacketConn, 0, count)
+	for i := range count {
+		a := net.JoinHostPort(host, strconv.Itoa(port+i))
+		c, err := lc.ListenPacket(ctx, "udp", a)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, &PortInUseError{Addr: a, Err: err}
+			}
+			return nil, fmt.Errorf("fakebmc: bind %s: %w", a, err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+// Len is the number of BMCs.
+func (f *Fleet) Len() int { return len(f.bmcs) }
+
+// BMC returns BMC i (0-based).
+func (f *Fleet) BMC(i int) *BMC { return f.bmcs[i] }
+
+// Addr is BMC i's UDP address as host:port.
+func (f *Fleet) Addr(i int) string { return f.bmcs[i].addr.String() }
+
+// Close stops every BMC and waits for them.
+func (f *Fleet) Close() error {
+	for _, b := range f.bmcs {
+		b.close()
+	}
+	f.hub.close()
+	return nil
+}
