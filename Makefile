@@ -14,6 +14,9 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 9m ./...
 
+demo:
+	./scripts/demo.sh
+
 vet:
 	$(GO) vet ./...
 

@@ -1,0 +1,416 @@
+// Package api serves obmd's REST API (the original obmd's, which HIL calls)
+// with Gin: it decodes requests, checks the admin credentials, hands node
+// tokens to the manager and encodes answers and errors as JSON
+// ({"error": "..."}), mapping the manager's error kinds to status codes.
+//
+// It must not know any BMC protocol, keep node state, or log request bodies,
+// credentials or tokens: the access log redacts the token query parameter.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"obmd/manager"
+)
+
+// consoleWriteTimeout drops a console client that accepts nothing for this
+// long.
+const consoleWriteTimeout = 30 * time.Second
+
+// DefaultMaxBodyBytes bounds request bodies (node info is a few hundred
+// bytes).
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options configures the API.
+type Options struct {
+	// AdminToken is the password of the "admin" HTTP Basic user.
+	AdminToken string
+	Logger     *slog.Logger
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes);
+	// larger ones get 413.
+	MaxBodyBytes int64
+}
+
+type server struct {
+	m       *manager.Manager
+	log     *slog.Logger
+	maxBody int64
+	metrics *metrics
+	// SHA-256 of the admin credentials, compared in constant time whatever
+	// the length of what a client sends.
+	adminUser, adminPass [sha256.Size]byte
+}
+
+// New returns the HTTP handler for m: the contract's routes plus
+// GET /healthz (no auth) and GET /metrics (admin auth).
+func New(m *manager.Manager, opts Options) *gin.Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &server{
+		m:         m,
+		log:       opts.Logger,
+		maxBody:   opts.MaxBodyBytes,
+		metrics:   newMetrics(),
+		adminUser: sha256.Sum256([]byte("admin")),
+		adminPass: sha256.Sum256([]byte(opts.AdminToken)),
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Log the peer's address, not a client-supplied X-Forwarded-For.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		panic(err) // nil is always accepted
+	}
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.Use(s.accessLog, s.recovery)
+	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, "no such route") })
+	r.NoMethod(func(c *gin.Context) { abortError(c, http.StatusMethodNotAllowed, "method not allowed") })
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/metrics", s.admin, s.serveMetrics)
+
+	r.PUT("/node/:node_id", s.admin, s.registerNode)
+	r.DELETE("/node/:node_id", s.admin, s.deleteNode)
+	r.POST("/node/:node_id/token", s.admin, s.newToken)
+	r.DELETE("/node/:node_id/token", s.admin, s.revokeToken)
+
+	r.GET("/node/:node_id/console", s.console)
+	r.POST("/node/:node_id/power_cycle", s.powerCycle)
+	r.POST("/node/:node_id/power_on", s.powerOn)
+	r.POST("/node/:node_id/power_off", s.powerOff)
+	r.PUT("/node/:node_id/boot_device", s.bootDevice)
+	r.GET("/node/:node_id/power_status", s.powerStatus)
+	return r
+}
+
+// errorBody is every error answer: {"error": "..."}.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func abortError(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, errorBody{Error: msg})
+}
+
+// statusOf maps a manager error kind to its HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, manager.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, manager.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, manager.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, manager.ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, manager.ErrUnsupported):
+		return http.StatusNotImplemented
+	case errors.Is(err, manager.ErrBMC):
+		return http.StatusBadGateway
+	case errors.Is(err, manager.ErrTimeout):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable // the client left; nobody reads this
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers err; internal errors are logged and answered vaguely.
+func (s *server) fail(c *gin.Context, err error) {
+	status := statusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.log.Error("internal error", "node", c.Param("node_id"), "route", c.FullPath(), "err", err)
+		msg = "internal server error"
+	}
+	abortError(c, status, msg)
+}
+
+// admin checks HTTP Basic credentials: user "admin", password the admin
+// token. Both are compared as SHA-256 digests in constant time, so neither
+// their content nor their length shows in the timing.
+func (s *server) admin(c *gin.Context) {
+	user, pass, _ := c.Request.BasicAuth()
+	u := sha256.Sum256([]byte(user))
+	p := sha256.Sum256([]byte(pass))
+	ok := subtle.ConstantTimeCompare(u[:], s.adminUser[:]) & subtle.ConstantTimeCompare(p[:], s.adminPass[:])
+	if ok != 1 {
+		c.Header("WWW-Authenticate", `Basic realm="obmd"`)
+		abortError(c, http.StatusUnauthorized, "admin credentials missing or wrong")
+		return
+	}
+	c.Next()
+}
+
+// readBody reads the request body within the size limit: 413 when larger.
+func (s *server) readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		abortError(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.maxBody))
+		return nil, false
+	case err != nil:
+		abortError(c, http.StatusBadRequest, "reading request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeBody reads and strictly decodes a JSON object body into v.
+func (s *server) decodeBody(c *gin.Context, what string, v any) bool {
+	body, ok := s.readBody(c)
+	if !ok {
+		return false
+	}
+	if err := manager.DecodeStrict(what, body, v); err != nil {
+		s.fail(c, err)
+		return false
+	}
+	return true
+}
+
+type registerRequest struct {
+	Type *string         `json:"type"`
+	Info json.RawMessage `json:"info"`
+}
+
+func (s *server) registerNode(c *gin.Context) {
+	var req registerRequest
+	if !s.decodeBody(c, "node registration", &req) {
+		return
+	}
+	switch {
+	case req.Type == nil || *req.Type == "":
+		abortError(c, http.StatusBadRequest, `invalid node registration: "type" is missing`)
+		return
+	case len(req.Info) == 0 || string(req.Info) == "null":
+		abortError(c, http.StatusBadRequest, `invalid node registration: "info" is missing`)
+		return
+	}
+	if err := s.m.Register(c.Param("node_id"), *req.Type, req.Info); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *server) deleteNode(c *gin.Context) {
+	if err := s.m.Delete(c.Request.Context(), c.Param("node_id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+type tokenResponse struct {
+	Token string `json:"token"`
+}
+
+func (s *server) newToken(c *gin.Context) {
+	tok, err := s.m.NewToken(c.Param("node_id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, tokenResponse{Token: tok})
+}
+
+func (s *server) revokeToken(c *gin.Context) {
+	if err := s.m.RevokeToken(c.Param("node_id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+// authorize checks ?token= for the node; every failure is the same 401.
+func (s *server) authorize(c *gin.Context) (*manager.Access, bool) {
+	a, err := s.m.Authorize(c.Param("node_id"), c.Query("token"))
+	if err != nil {
+		s.fail(c, err)
+		return nil, false
+	}
+	return a, true
+}
+
+type powerCycleRequest struct {
+	Force bool `json:"force"`
+}
+
+func (s *server) powerCycle(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	// As in the original obmd, the body is required: {"force": bool}.
+	var req powerCycleRequest
+	if !s.decodeBody(c, "power_cycle request", &req) {
+		return
+	}
+	if err := a.PowerCycle(c.Request.Context(), req.Force); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+// powerOn and powerOff take no body (HIL sends none); any body is ignored.
+func (s *server) powerOn(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	if err := a.PowerOn(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *server) powerOff(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	if err := a.PowerOff(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+type bootDeviceRequest struct {
+	BootDev *string `json:"bootdev"`
+}
+
+func (s *server) bootDevice(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	var req bootDeviceRequest
+	if !s.decodeBody(c, "boot_device request", &req) {
+		return
+	}
+	if req.BootDev == nil {
+		abortError(c, http.StatusBadRequest, `invalid boot_device request: "bootdev" is missing`)
+		return
+	}
+	if err := a.SetBootDevice(c.Request.Context(), *req.BootDev); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+type powerStatusResponse struct {
+	PowerStatus string `json:"power_status"`
+}
+
+func (s *server) powerStatus(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	st, err := a.PowerStatus(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, powerStatusResponse{PowerStatus: st})
+}
+
+// console streams the node's console until the client leaves, the token
+// changes or the node is deleted. ?replay=N (bytes) first sends up to N
+// bytes of recent output, bounded by the node's scrollback.
+func (s *server) console(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	replay := 0
+	if r := c.Query("replay"); r != "" {
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 0 {
+			abortError(c, http.StatusBadRequest, "replay must be a number of bytes (0 or more)")
+			return
+		}
+		replay = n
+	}
+	ctx := c.Request.Context()
+	v, err := a.OpenConsole(ctx, replay)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer v.Close()
+	stop := context.AfterFunc(ctx, func() { v.Close() })
+	defer stop()
+
+	c.Header("Content-Type", "application/octet-stream")
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+	c.Writer.Flush()
+
+	// A client that stops reading blocks our writes, not the console (its
+	// viewer ring overwrites). Bound each write, and cut a blocked write
+	// short when the viewer is disconnected (token revoked, node deleted).
+	rc := http.NewResponseController(c.Writer)
+	finished := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case <-v.Done():
+			rc.SetWriteDeadline(time.Now())
+		case <-finished:
+		}
+	})
+	defer func() {
+		close(finished)
+		watcher.Wait()
+		// The connection may serve further requests: no deadline left behind.
+		rc.SetWriteDeadline(time.Time{})
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := v.Read(buf)
+		if n > 0 {
+			rc.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, manager.ErrViewerClosed) {
+				s.log.Info("console stream ended", "node", a.NodeID(), "reason", err)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,689 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"obmd/manager"
+	"obmd/store"
+)
+
+const adminToken = "0123456789abcdef0123456789abcdef"
+
+// scriptedInfo configures the "scripted" test driver: {"mode": "..."}.
+type scriptedInfo struct {
+	Mode string `json:"mode"`
+}
+
+func (i scriptedInfo) LogValue() slog.Value { return slog.StringValue(i.Mode) }
+func (i scriptedInfo) String() string       { return i.Mode }
+
+// scriptedDriver fails every power call as its mode says: "bmc-error"
+// (the BMC refuses), "hang" (the BMC never answers) or "ok".
+type scriptedDriver struct{ mode string }
+
+func (d scriptedDriver) call(ctx context.Context, op string) error {
+	switch d.mode {
+	case "bmc-error":
+		return manager.BMCError(op, errors.New("completion code 0xD5: command not supported in present state"))
+	case "hang":
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+func (d scriptedDriver) PowerOn(ctx context.Context) error  { return d.call(ctx, "power on") }
+func (d scriptedDriver) PowerOff(ctx context.Context) error { return d.call(ctx, "power off") }
+func (d scriptedDriver) PowerCycle(ctx context.Context, _ bool) error {
+	return d.call(ctx, "power cycle")
+}
+func (d scriptedDriver) SetBootDevice(ctx context.Context, _ string) error {
+	return d.call(ctx, "boot")
+}
+func (d scriptedDriver) PowerStatus(ctx context.Context) (string, error) {
+	return "on", d.call(ctx, "power status")
+}
+func (d scriptedDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
+	if d.mode == "flood" {
+		return &floodStream{}, nil
+	}
+	return nil, d.call(ctx, "activate SOL")
+}
+
+// floodStream is a console that prints as fast as it is read.
+type floodStream struct{ closed atomic.Bool }
+
+func (f *floodStream) Read(p []byte) (int, error) {
+	if f.closed.Load() {
+		return 0, io.EOF
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+func (f *floodStream) Close() error   { f.closed.Store(true); return nil }
+func (d scriptedDriver) Close() error { return nil }
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	engine *gin.Engine
+	m      *manager.Manager
+	logs   *syncBuffer
+
+	mu    sync.Mutex
+	mocks map[string]*manager.MockDriver
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, logs: &syncBuffer{}, mocks: make(map[string]*manager.MockDriver)}
+	reg := manager.NewRegistry()
+	mock := manager.MockDriverType()
+	newMock := mock.New
+	mock.New = func(info manager.DriverInfo, env manager.DriverEnv) (manager.Driver, error) {
+		d, err := newMock(info, env)
+		if err == nil {
+			e.mu.Lock()
+			e.mocks[env.NodeID] = d.(*manager.MockDriver)
+			e.mu.Unlock()
+		}
+		return d, err
+	}
+	// "ipmi" as it is in a build without the ipmi driver: info validated,
+	// registration refused.
+	ipmi, _ := manager.BuiltinDrivers().Type("ipmi")
+	ipmi.New = nil
+	for name, dt := range map[string]manager.DriverType{
+		"mock": mock,
+		"ipmi": ipmi,
+		"scripted": {
+			ParseInfo: func(raw json.RawMessage) (manager.DriverInfo, error) {
+				var si scriptedInfo
+				if err := manager.DecodeStrict("scripted info", raw, &si); err != nil {
+					return nil, err
+				}
+				return si, nil
+			},
+			New: func(info manager.DriverInfo, _ manager.DriverEnv) (manager.Driver, error) {
+				return scriptedDriver{mode: info.(scriptedInfo).Mode}, nil
+			},
+		},
+	} {
+		if err := reg.Register(name, dt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(store.InMemory, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
+	e.m, err = manager.New(manager.Config{Store: st, Drivers: reg, Logger: logger, OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine = New(e.m, Options{AdminToken: adminToken, Logger: logger, MaxBodyBytes: 4096})
+	e.srv = httptest.NewServer(e.engine)
+	t.Cleanup(func() {
+		e.m.EndConsoles()
+		e.srv.Close()
+		e.m.Close(context.Background())
+		st.Close()
+	})
+	return e
+}
+
+type req struct {
+	method, path, body string
+	admin              bool   // send the admin credentials
+	user, pass         string // or these
+}
+
+func (e *env) do(r req) (int, []byte, http.Header) {
+	e.t.Helper()
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+	}
+	hr, err := http.NewRequest(r.method, e.srv.URL+r.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	switch {
+	case r.admin:
+		hr.SetBasicAuth("admin", adminToken)
+	case r.user != "" || r.pass != "":
+		hr.SetBasicAuth(r.user, r.pass)
+	}
+	resp, err := e.srv.Client().Do(hr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+// expect performs r and checks the status; error answers must be
+// {"error": "<non-empty>"} in JSON.
+func (e *env) expect(r req, status int) []byte {
+	e.t.Helper()
+	got, body, hdr := e.do(r)
+	if got != status {
+		e.t.Fatalf("%s %s: status %d (%s), want %d", r.method, r.path, got, body, status)
+	}
+	if status >= 400 {
+		var eb errorBody
+		if err := json.Unmarshal(body, &eb); err != nil || eb.Error == "" || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+			e.t.Fatalf("%s %s: error body %q (%s) is not {\"error\": \"...\"}", r.method, r.path, body, hdr.Get("Content-Type"))
+		}
+	}
+	return body
+}
+
+func (e *env) register(id, body string) {
+	e.t.Helper()
+	e.expect(req{method: "PUT", path: "/node/" + id, body: body, admin: true}, 200)
+}
+
+func (e *env) token(id string) string {
+	e.t.Helper()
+	body := e.expect(req{method: "POST", path: "/node/" + id + "/token", admin: true}, 200)
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		e.t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(tr.Token) {
+		e.t.Fatalf("token %q is not 32 hex digits", tr.Token)
+	}
+	return tr.Token
+}
+
+func (e *env) lastAction(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mocks[id].LastAction()
+}
+
+const mockInfo = `{"type": "mock", "info": {"addr": "10.0.0.4", "NumWrites": 0}}`
+
+// TestHILFlow replays what HIL's integration tests do against obmd with
+// the mock driver.
+func TestHILFlow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("node-99", mockInfo)
+	tok := e.token("node-99")
+	q := "?token=" + tok
+
+	e.expect(req{method: "POST", path: "/node/node-99/power_off" + q}, 200)
+	if a := e.lastAction("node-99"); a != manager.MockActionOff {
+		t.Errorf("after power_off the mock's last action is %q", a)
+	}
+	e.expect(req{method: "PUT", path: "/node/node-99/boot_device" + q, body: `{"bootdev": "A"}`}, 200)
+	if a := e.lastAction("node-99"); a != manager.MockActionBootDevA {
+		t.Errorf("after boot_device A the mock's last action is %q", a)
+	}
+	for _, force := range []bool{true, false} {
+		e.expect(req{method: "POST", path: "/node/node-99/power_cycle" + q, body: `{"force": ` + strconv.FormatBool(force) + `}`}, 200)
+		want := manager.MockActionSoftReboot
+		if force {
+			want = manager.MockActionForceReboot
+		}
+		if a := e.lastAction("node-99"); a != want {
+			t.Errorf("after power_cycle force=%t the mock's last action is %q", force, a)
+		}
+	}
+	e.expect(req{method: "POST", path: "/node/node-99/power_on" + q}, 200)
+	body := e.expect(req{method: "GET", path: "/node/node-99/power_status" + q}, 200)
+	if string(body) != `{"power_status":"Mock Status"}` {
+		t.Errorf("power_status body %s", body)
+	}
+
+	resp, err := e.srv.Client().Get(e.srv.URL + "/node/node-99/console" + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("console: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for i := range 50 {
+		if !sc.Scan() {
+			t.Fatalf("console ended after %d lines: %v", i, sc.Err())
+		}
+		if sc.Text() != strconv.Itoa(i) {
+			t.Fatalf("console line %d = %q", i, sc.Text())
+		}
+	}
+	resp.Body.Close()
+
+	// HIL disables the OBM: the token is revoked, and the node deleted.
+	e.expect(req{method: "DELETE", path: "/node/node-99/token", admin: true}, 200)
+	e.expect(req{method: "POST", path: "/node/node-99/power_on" + q}, 401)
+	e.expect(req{method: "DELETE", path: "/node/node-99", admin: true}, 200)
+	e.expect(req{method: "DELETE", path: "/node/node-99", admin: true}, 404)
+}
+
+func TestAdminRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", mockInfo)
+	big := `{"type":"mock","info":{"addr":"` + strings.Repeat("a", 5000) + `"}}`
+	cases := []struct {
+		name string
+		r    req
+		want int
+	}{
+		{"no credentials", req{method: "PUT", path: "/node/m", body: mockInfo}, 401},
+		{"wrong password", req{method: "PUT", path: "/node/m", body: mockInfo, user: "admin", pass: "ffffffffffffffffffffffffffffffff"}, 401},
+		{"wrong user", req{method: "PUT", path: "/node/m", body: mockInfo, user: "root", pass: adminToken}, 401},
+		{"no credentials, unknown node", req{method: "DELETE", path: "/node/nope"}, 401},
+		{"re-registration", req{method: "PUT", path: "/node/n", body: mockInfo, admin: true}, 409},
+		{"bad JSON", req{method: "PUT", path: "/node/m", body: `{"type": "mock",`, admin: true}, 400},
+		{"empty body", req{method: "PUT", path: "/node/m", admin: true}, 400},
+		{"unknown top-level field", req{method: "PUT", path: "/node/m", body: `{"type":"mock","info":{"addr":"a"},"owner":"x"}`, admin: true}, 400},
+		{"unknown info field", req{method: "PUT", path: "/node/m", body: `{"type":"mock","info":{"addr":"a","extra":1}}`, admin: true}, 400},
+		{"missing type", req{method: "PUT", path: "/node/m", body: `{"info":{"addr":"a"}}`, admin: true}, 400},
+		{"missing info", req{method: "PUT", path: "/node/m", body: `{"type":"mock"}`, admin: true}, 400},
+		{"unknown type", req{method: "PUT", path: "/node/m", body: `{"type":"redfish","info":{}}`, admin: true}, 400},
+		{"bad ipmi info", req{method: "PUT", path: "/node/m", body: `{"type":"ipmi","info":{"addr":"10.0.0.4","user":"u"}}`, admin: true}, 400},
+		{"body too large", req{method: "PUT", path: "/node/m", body: big, admin: true}, 413},
+		{"delete unknown node", req{method: "DELETE", path: "/node/nope", admin: true}, 404},
+		{"token for unknown node", req{method: "POST", path: "/node/nope/token", admin: true}, 404},
+		{"revoke for unknown node", req{method: "DELETE", path: "/node/nope/token", admin: true}, 404},
+		{"revoke without a token", req{method: "DELETE", path: "/node/n/token", admin: true}, 200},
+		{"metrics need admin", req{method: "GET", path: "/metrics"}, 401},
+		{"unknown route", req{method: "GET", path: "/nodes"}, 404},
+		{"wrong method", req{method: "GET", path: "/node/n/power_on"}, 405},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.expect(tc.r, tc.want)
+		})
+	}
+	_, _, hdr := e.do(req{method: "PUT", path: "/node/m", body: mockInfo})
+	if hdr.Get("WWW-Authenticate") == "" {
+		t.Error("401 without a WWW-Authenticate challenge")
+	}
+}
+
+func TestIPMIWithoutDriverIsNotImplemented(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := e.expect(req{method: "PUT", path: "/node/i", body: `{"type":"ipmi","info":{"addr":"10.0.0.4","user":"u","pass":"p"}}`, admin: true}, 501)
+	if !strings.Contains(string(body), "not available") {
+		t.Errorf("501 body %s does not say the driver is unavailable", body)
+	}
+	e.expect(req{method: "DELETE", path: "/node/i", admin: true}, 404) // nothing was stored
+}
+
+func TestTokenRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", mockInfo)
+	e.register("bmc-error", `{"type":"scripted","info":{"mode":"bmc-error"}}`)
+	e.register("hang", `{"type":"scripted","info":{"mode":"hang"}}`)
+	q := "?token=" + e.token("n")
+	qe := "?token=" + e.token("bmc-error")
+	qh := "?token=" + e.token("hang")
+	wrong := "?token=ffffffffffffffffffffffffffffffff"
+	cases := []struct {
+		name string
+		r    req
+		want int
+	}{
+		{"power_on", req{method: "POST", path: "/node/n/power_on" + q}, 200},
+		{"power_off with an ignored body", req{method: "POST", path: "/node/n/power_off" + q, body: "whatever"}, 200},
+		{"power_cycle", req{method: "POST", path: "/node/n/power_cycle" + q, body: `{"force":false}`}, 200},
+		{"power_cycle without force", req{method: "POST", path: "/node/n/power_cycle" + q, body: `{}`}, 200},
+		{"power_cycle without body", req{method: "POST", path: "/node/n/power_cycle" + q}, 400},
+		{"power_cycle bad JSON", req{method: "POST", path: "/node/n/power_cycle" + q, body: `{"force":`}, 400},
+		{"power_cycle force not a bool", req{method: "POST", path: "/node/n/power_cycle" + q, body: `{"force":"yes"}`}, 400},
+		{"power_cycle unknown field", req{method: "POST", path: "/node/n/power_cycle" + q, body: `{"force":true,"delay":3}`}, 400},
+		{"boot_device B", req{method: "PUT", path: "/node/n/boot_device" + q, body: `{"bootdev":"B"}`}, 200},
+		{"boot_device unknown device", req{method: "PUT", path: "/node/n/boot_device" + q, body: `{"bootdev":"pxe"}`}, 400},
+		{"boot_device missing bootdev", req{method: "PUT", path: "/node/n/boot_device" + q, body: `{}`}, 400},
+		{"boot_device unknown field", req{method: "PUT", path: "/node/n/boot_device" + q, body: `{"bootdev":"A","persist":true}`}, 400},
+		{"power_status", req{method: "GET", path: "/node/n/power_status" + q}, 200},
+		{"console bad replay", req{method: "GET", path: "/node/n/console" + q + "&replay=-1"}, 400},
+		{"wrong token", req{method: "POST", path: "/node/n/power_on" + wrong}, 401},
+		{"missing token", req{method: "POST", path: "/node/n/power_on"}, 401},
+		{"malformed token", req{method: "GET", path: "/node/n/power_status?token=abc"}, 401},
+		{"wrong token, unknown node", req{method: "POST", path: "/node/nope/power_on" + wrong}, 401},
+		{"another node's token", req{method: "POST", path: "/node/nope/power_on" + q}, 401},
+		{"console wrong token", req{method: "GET", path: "/node/n/console" + wrong}, 401},
+		{"BMC error", req{method: "POST", path: "/node/bmc-error/power_on" + qe}, 502},
+		{"BMC error on console", req{method: "GET", path: "/node/bmc-error/console" + qe}, 502},
+		{"BMC silent", req{method: "GET", path: "/node/hang/power_status" + qh}, 504},
+		{"BMC silent on console", req{method: "GET", path: "/node/hang/console" + qh}, 504},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.expect(tc.r, tc.want)
+		})
+	}
+
+	// 401 bodies are identical whether or not the node exists.
+	_, b1, _ := e.do(req{method: "POST", path: "/node/n/power_on" + wrong})
+	_, b2, _ := e.do(req{method: "POST", path: "/node/nope/power_on" + wrong})
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("401 for an existing node %s differs from an unknown node's %s", b1, b2)
+	}
+	body := e.expect(req{method: "POST", path: "/node/bmc-error/power_on" + qe}, 502)
+	if !strings.Contains(string(body), "0xD5") {
+		t.Errorf("502 body %s does not carry the BMC's reason", body)
+	}
+}
+
+func TestConsoleEndsWhenTokenRevoked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", mockInfo)
+	tok := e.token("n")
+	resp, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	e.token("n") // a new token replaces the old one
+	done := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, br); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("console stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("console stream still running 5s after its token was replaced")
+	}
+}
+
+// stallListener hands out connections that accept budget bytes of writes
+// and then block, as a client that stopped reading does once the TCP
+// windows are full, until the write deadline passes or the connection
+// closes. stalled is closed when a write first blocks.
+type stallListener struct {
+	net.Listener
+	budget  int
+	stalled chan struct{}
+}
+
+func (l *stallListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &stallConn{Conn: c, budget: l.budget, stalled: l.stalled, wake: make(chan struct{}, 1), closed: make(chan struct{})}, nil
+}
+
+type stallConn struct {
+	net.Conn
+	stalled chan struct{}
+	wake    chan struct{} // the deadline changed
+	closed  chan struct{}
+	once    sync.Once
+
+	mu       sync.Mutex
+	budget   int
+	deadline time.Time
+}
+
+func (c *stallConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *stallConn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *stallConn) Close() error {
+	select {
+	case <-c.closed:
+	default:
+		close(c.closed)
+	}
+	return c.Conn.Close()
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.budget >= len(p) {
+		c.budget -= len(p)
+		c.mu.Unlock()
+		return c.Conn.Write(p)
+	}
+	c.mu.Unlock()
+	c.once.Do(func() { close(c.stalled) })
+	for {
+		c.mu.Lock()
+		d := c.deadline
+		c.mu.Unlock()
+		if !d.IsZero() && !time.Now().Before(d) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		var expire <-chan time.Time
+		if !d.IsZero() {
+			t := time.NewTimer(time.Until(d))
+			defer t.Stop()
+			expire = t.C
+		}
+		select {
+		case <-c.wake:
+		case <-expire:
+		case <-c.closed:
+			return 0, net.ErrClosed
+		}
+	}
+}
+
+// TestStuckClientCutOffOnRevoke: a console client that stops reading
+// blocks only its own handler's writes, and revoking the token still ends
+// its request at once rather than after the 30 s write timeout.
+func TestStuckClientCutOffOnRevoke(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stalled := make(chan struct{})
+	srv := httptest.NewUnstartedServer(e.engine)
+	srv.Listener = &stallListener{Listener: srv.Listener, budget: 8 << 10, stalled: stalled}
+	srv.Start()
+	defer srv.Close()
+
+	e.register("f", `{"type":"scripted","info":{"mode":"flood"}}`)
+	tok := e.token("f")
+	resp, err := srv.Client().Get(srv.URL + "/node/f/console?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read
+	select {
+	case <-stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the console handler never blocked writing")
+	}
+	start := time.Now()
+	e.expect(req{method: "DELETE", path: "/node/f/token", admin: true}, 200)
+	eventually(t, "the console request to end", func() bool {
+		return strings.Contains(e.logs.String(), `"path":"/node/f/console"`)
+	})
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("the stuck console request ended %v after the revocation", el)
+	}
+}
+
+func TestConsoleViewerLeaves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", mockInfo)
+	tok := e.token("n")
+	ctx, cancel := context.WithCancel(context.Background())
+	hr, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/node/n/console?token="+tok, nil)
+	resp, err := e.srv.Client().Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.m.Stats().Viewers; v != 1 {
+		t.Fatalf("viewers = %d, want 1", v)
+	}
+	cancel()
+	resp.Body.Close()
+	eventually(t, "the viewer to be detached", func() bool { return e.m.Stats().Viewers == 0 })
+}
+
+// eventually polls cond until it holds, failing after 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestConsoleReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", mockInfo)
+	tok := e.token("n")
+	first, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	sc := bufio.NewScanner(first.Body)
+	for range 20 {
+		sc.Scan()
+	}
+	second, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?replay=65536&token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Body.Close()
+	sc2 := bufio.NewScanner(second.Body)
+	if !sc2.Scan() || sc2.Text() != "0" {
+		t.Fatalf("with replay the second viewer's first line is %q, want \"0\" (the whole scrollback)", sc2.Text())
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.expect(req{method: "GET", path: "/healthz"}, 200)
+	e.register("n", mockInfo)
+	body := string(e.expect(req{method: "GET", path: "/metrics", admin: true}, 200))
+	for _, want := range []string{"obmd_nodes 1\n", "obmd_console_viewers 0\n", "obmd_console_bytes_total ", `obmd_http_requests_total{code="200"} `} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+// TestLogsHoldNoSecrets makes requests carrying a token, the admin token
+// and a BMC-style password, then searches the log.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("n", `{"type":"mock","info":{"addr":"10.0.0.4"}}`)
+	tok := e.token("n")
+	e.expect(req{method: "GET", path: "/node/n/power_status?token=" + tok}, 200)
+	e.expect(req{method: "GET", path: "/node/n/power_status?x=1&TOKEN=" + tok}, 401)
+	e.expect(req{method: "PUT", path: "/node/i", body: `{"type":"ipmi","info":{"addr":"h","user":"u","pass":"sup3rs3cretpw","cipher_suite":9}}`, admin: true}, 400)
+	logs := e.logs.String()
+	for _, secret := range []string{tok, adminToken, "sup3rs3cretpw"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains a secret %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, "token=REDACTED") || !strings.Contains(logs, `"node":"n"`) {
+		t.Errorf("log lacks the redacted query or the node attribute:\n%s", logs)
+	}
+}
+
+func TestRecoveryAnswers500(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.engine.GET("/boom", func(*gin.Context) { panic("boom") })
+	e.expect(req{method: "GET", path: "/boom"}, 500)
+	e.expect(req{method: "GET", path: "/healthz"}, 200) // still serving
+	if !strings.Contains(e.logs.String(), "handler panic") {
+		t.Error("the panic was not logged")
+	}
+}
+
+func TestRedactedQuery(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"token=abc", "token=REDACTED"},
+		{"replay=10&token=abc", "replay=10&token=REDACTED"},
+		{"Token=abc&token=def", "Token=REDACTED&token=REDACTED"},
+		{"token=%zz", "[unparsable query not logged]"},
+	}
+	for _, tc := range cases {
+		if got := redactedQuery(tc.in); got != tc.want {
+			t.Errorf("redactedQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

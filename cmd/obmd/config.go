@@ -1,0 +1,249 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"obmd/manager"
+	"obmd/store"
+)
+
+// config is obmd's whole configuration: the original obmd's environment
+// variables (Contract: daemon configuration) plus a few tuning knobs, each
+// also settable by a flag of the same meaning, the flag winning.
+type config struct {
+	ListenAddr    string
+	AdminToken    string
+	TLSCert       string
+	TLSKey        string
+	Insecure      bool
+	DBPath        string
+	DBType        string
+	OpTimeout     time.Duration
+	ConsoleLinger time.Duration
+	LogFormat     string
+
+	tlsCert *tls.Certificate // loaded from TLSCert and TLSKey during validation
+}
+
+func (c *config) useTLS() bool { return c.tlsCert != nil }
+
+// setting is one variable: its environment name, flag name and help.
+type setting struct {
+	env, flag, usage string
+	boolean          bool
+	value            string // raw text from the flag, else the environment
+	fromFlag         bool
+}
+
+func (s *setting) String() string { return s.value }
+func (s *setting) Set(v string) error {
+	s.value, s.fromFlag = v, true
+	return nil
+}
+
+// IsBoolFlag lets "-insecure" stand for "-insecure=true".
+func (s *setting) IsBoolFlag() bool { return s.boolean }
+
+func settings() []*setting {
+	return []*setting{
+		{env: "LISTEN_ADDR", flag: "listen-addr", usage: "`host:port` to serve the API on; plaintext HTTP only on a loopback address unless INSECURE (port 0 picks a free port)"},
+		{env: "ADMIN_TOKEN", flag: "admin-token", usage: "admin password (`token`): 32 hex digits (obmd -gen-token makes one). Discouraged as a flag: other users can read it in the process list; use the environment"},
+		{env: "TLS_CERT", flag: "tls-cert", usage: "TLS certificate `file` (PEM); with TLS_KEY, serve HTTPS"},
+		{env: "TLS_KEY", flag: "tls-key", usage: "TLS private key `file` (PEM)"},
+		{env: "INSECURE", flag: "insecure", boolean: true, usage: "allow plaintext HTTP on a non-loopback address"},
+		{env: "DB_PATH", flag: "db-path", usage: "Badger database `directory` (created if missing), or :memory:"},
+		{env: "DB_TYPE", flag: "db-type", usage: "database `type`: empty or badger (accepted for compatibility)"},
+		{env: "OP_TIMEOUT", flag: "op-timeout", usage: "`duration` a BMC has to answer one operation (default 10s)"},
+		{env: "CONSOLE_LINGER", flag: "console-linger", usage: "`duration` a console stays open after its last viewer leaves (default 30s)"},
+		{env: "LOG_FORMAT", flag: "log-format", usage: "log `format`: text (default) or json"},
+	}
+}
+
+// errHelp means -help was asked for: usage printed, exit 0.
+var errHelp = errors.New("help requested")
+
+// errUsage means the command line did not parse: usage printed, exit 2.
+var errUsage = errors.New("bad command line")
+
+// loadConfig reads the flags in args and the environment through getenv and
+// validates everything in one place. A *multierror.Error lists every
+// problem, one per field. genToken reports -gen-token.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg config, genToken bool, err error) {
+	fs := flag.NewFlagSet("obmd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	all := settings()
+	for _, s := range all {
+		fs.Var(s, s.flag, s.usage+" [$"+s.env+"]")
+	}
+	gen := fs.Bool("gen-token", false, "print a fresh random 128-bit token (for ADMIN_TOKEN) and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: obmd [flags]\n\n"+
+			"obmd serves HIL's out-of-band management API (power, boot device, serial console)\n"+
+			"for IPMI BMCs. Every setting comes from the environment variable named in\n"+
+			"brackets or from its flag; the flag wins.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, false, errHelp
+		}
+		return config{}, false, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "obmd: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return config{}, false, errUsage
+	}
+	if *gen {
+		return config{}, true, nil
+	}
+	raw := make(map[string]string, len(all))
+	for _, s := range all {
+		if !s.fromFlag {
+			s.value = getenv(s.env)
+		}
+		raw[s.env] = strings.TrimSpace(s.value)
+	}
+	cfg, err = validate(raw)
+	return cfg, false, err
+}
+
+// validate turns raw settings into a config, collecting every problem.
+func validate(raw map[string]string) (config, error) {
+	var errs *multierror.Error
+	bad := func(format string, args ...any) {
+		errs = multierror.Append(errs, fmt.Errorf(format, args...))
+	}
+	cfg := config{
+		ListenAddr: raw["LISTEN_ADDR"],
+		AdminToken: raw["ADMIN_TOKEN"],
+		TLSCert:    raw["TLS_CERT"],
+		TLSKey:     raw["TLS_KEY"],
+		DBPath:     raw["DB_PATH"],
+		DBType:     raw["DB_TYPE"],
+		LogFormat:  raw["LOG_FORMAT"],
+	}
+
+	var host string
+	addrOK := false
+	switch h, port, err := net.SplitHostPort(cfg.ListenAddr); {
+	case cfg.ListenAddr == "":
+		bad("LISTEN_ADDR is not set; give the host:port to listen on, e.g. 127.0.0.1:8080")
+	case err != nil:
+		bad("LISTEN_ADDR %q is not host:port: %v", cfg.ListenAddr, strings.TrimPrefix(err.Error(), "address "+cfg.ListenAddr+": "))
+	default:
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("LISTEN_ADDR %q: port %q is not a number from 0 to 65535", cfg.ListenAddr, port)
+		} else {
+			host, addrOK = h, true
+		}
+	}
+
+	switch {
+	case cfg.AdminToken == "":
+		bad("ADMIN_TOKEN is not set; it must be 32 hex digits (128 bits); generate one with obmd -gen-token")
+	case len(cfg.AdminToken) != 32 || !isHex(cfg.AdminToken):
+		bad("ADMIN_TOKEN must be 32 hex digits (128 bits); generate one with obmd -gen-token")
+	}
+
+	if v := raw["INSECURE"]; v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("INSECURE %q is not true or false", v)
+		}
+		cfg.Insecure = b
+	}
+
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey == "":
+		bad("TLS_KEY is not set but TLS_CERT is; set both (HTTPS) or neither")
+	case cfg.TLSKey != "" && cfg.TLSCert == "":
+		bad("TLS_CERT is not set but TLS_KEY is; set both (HTTPS) or neither")
+	case cfg.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			bad("TLS_CERT/TLS_KEY: cannot load the key pair: %v", err)
+		} else {
+			cfg.tlsCert = &cert
+		}
+	}
+	tlsWanted := cfg.TLSCert != "" || cfg.TLSKey != ""
+	if addrOK && !tlsWanted && !cfg.Insecure && !isLoopback(host) {
+		hint := ""
+		if host == "localhost" {
+			hint = " (\"localhost\" is a name, not an address: use 127.0.0.1 or ::1)"
+		}
+		bad("LISTEN_ADDR %q is not a loopback address%s: serving plaintext HTTP there needs INSECURE=true, or set TLS_CERT and TLS_KEY", cfg.ListenAddr, hint)
+	}
+
+	if cfg.DBPath == "" {
+		bad("DB_PATH is not set; give the Badger database directory, or %s for an in-memory store", store.InMemory)
+	}
+	switch cfg.DBType {
+	case "", "badger":
+	default:
+		bad("DB_TYPE %q is not supported: this obmd stores nodes in Badger; leave DB_TYPE empty or set it to badger", cfg.DBType)
+	}
+
+	cfg.OpTimeout = manager.DefaultOpTimeout
+	if v := raw["OP_TIMEOUT"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("OP_TIMEOUT %q is not a positive duration such as 10s", v)
+		}
+		cfg.OpTimeout = d
+	}
+	cfg.ConsoleLinger = 30 * time.Second
+	if v := raw["CONSOLE_LINGER"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			bad("CONSOLE_LINGER %q is not a duration such as 30s", v)
+		}
+		cfg.ConsoleLinger = d
+	}
+
+	switch cfg.LogFormat {
+	case "":
+		cfg.LogFormat = "text"
+	case "text", "json":
+	default:
+		bad("LOG_FORMAT %q is not text or json", cfg.LogFormat)
+	}
+	return cfg, errs.ErrorOrNil()
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// isLoopback reports whether host is a loopback IP literal (127.0.0.0/8 or
+// ::1). Names, including "localhost", are not trusted to resolve there.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// configErrorLines renders a validation error as one line per problem.
+func configErrorLines(err error) []string {
+	var merr *multierror.Error
+	if errors.As(err, &merr) {
+		lines := make([]string, len(merr.Errors))
+		for i, e := range merr.Errors {
+			lines[i] = "obmd: " + e.Error()
+		}
+		return lines
+	}
+	return []string{"obmd: " + err.Error()}
+}

@@ -1,0 +1,167 @@
+// Command obmd is the out-of-band management daemon: it serves HIL's REST
+// API (power, boot device, serial console) for the nodes registered with it,
+// keeping them in a Badger database.
+//
+// Configuration comes from the environment (LISTEN_ADDR, ADMIN_TOKEN,
+// TLS_CERT, TLS_KEY, INSECURE, DB_PATH, DB_TYPE, ...) or from flags of the
+// same meaning; see obmd -help. obmd -gen-token prints a fresh admin token.
+// SIGTERM or SIGINT shut it down gracefully within 5 seconds.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"obmd/api"
+	"obmd/manager"
+	"obmd/store"
+)
+
+// shutdownGrace bounds a graceful shutdown.
+const shutdownGrace = 5 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is obmd's main, returning its exit status: 0 after a clean shutdown,
+// 2 for a configuration error, 1 for a failure at run time.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, genToken, err := loadConfig(args, getenv, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
+		for _, line := range configErrorLines(err) {
+			fmt.Fprintln(stderr, line)
+		}
+		return 2
+	case genToken:
+		var tok [16]byte
+		if _, err := rand.Read(tok[:]); err != nil {
+			fmt.Fprintf(stderr, "obmd: reading random bytes: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, hex.EncodeToString(tok[:]))
+		return 0
+	}
+
+	var handler slog.Handler
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, nil)
+	} else {
+		handler = slog.NewTextHandler(stderr, nil)
+	}
+	log := slog.New(handler)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("obmd stopped", "err", err)
+		fmt.Fprintf(stderr, "obmd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the daemon until ctx is done, then shuts down: stop accepting,
+// end console streams, let requests in flight finish, close drivers and
+// their BMC sessions, close the store, all within shutdownGrace.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	st, err := store.Open(cfg.DBPath, log)
+	if err != nil {
+		return err
+	}
+	m, err := manager.New(manager.Config{
+		Store:     st,
+		Logger:    log,
+		OpTimeout: cfg.OpTimeout,
+		Console:   manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
+	})
+	if err != nil {
+		st.Close()
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		m.Close(context.Background())
+		st.Close()
+		return fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(m, api.Options{AdminToken: cfg.AdminToken, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(m.EndConsoles)
+	if cfg.useTLS() {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cfg.tlsCert}}
+	}
+
+	served := make(chan error, 1)
+	go func() {
+		if cfg.useTLS() {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.useTLS(),
+		"db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout,
+		"ipmi_driver", manager.IPMIDriverAvailable())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-served:
+		log.Error("HTTP server failed", "err", serveErr)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("requests still running at the shutdown deadline; closing their connections", "err", err)
+		srv.Close()
+	}
+	if err := m.Close(shutdownCtx); err != nil {
+		log.Warn("closing nodes", "err", err)
+	}
+	if err := st.Close(); err != nil {
+		log.Error("closing the store", "err", err)
+		if serveErr == nil {
+			serveErr = err
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// lingerSetting maps the configured linger (0 = close at once) to the hub's
+// convention (0 = default, negative = at once).
+func lingerSetting(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

@@ -1,0 +1,177 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+)
+
+// PowerDriver controls a node's power and boot device.
+//
+// The Manager never calls two methods of one node's driver at the same time,
+// and bounds each call with a context deadline (the operation timeout):
+// drivers must give up when ctx is done. Errors should be made with
+// Invalidf, BMCError or TimeoutError; others become BMC errors (502), and
+// context.DeadlineExceeded or a net.Error timeout becomes a timeout (504).
+type PowerDriver interface {
+	// PowerOn turns the node on; a node already on stays on.
+	PowerOn(ctx context.Context) error
+	// PowerOff turns the node off at once (hard off); a node already off
+	// stays off.
+	PowerOff(ctx context.Context) error
+	// PowerCycle with force resets the node at once. Without force it asks
+	// the OS to shut down (ACPI soft off) and powers on once the node is off,
+	// forcing it off after a grace period. A node that is off is powered on.
+	PowerCycle(ctx context.Context, force bool) error
+	// PowerStatus reports the power state ("on" or "off" for real BMCs).
+	PowerStatus(ctx context.Context) (string, error)
+	// SetBootDevice sets the persistent boot device. The device names are the
+	// driver's ("pxe", "disk", "none" for IPMI); an unknown name is an
+	// Invalidf error (400).
+	SetBootDevice(ctx context.Context, dev string) error
+}
+
+// ConsoleDriver opens a node's serial console.
+type ConsoleDriver interface {
+	// OpenConsole starts a console stream. ctx bounds only the opening; the
+	// stream lives until it is closed or the console ends. Close must make a
+	// pending Read return promptly. The console hub opens at most one stream
+	// per node at a time, whatever the number of viewers.
+	OpenConsole(ctx context.Context) (io.ReadCloser, error)
+}
+
+// Driver is everything obmd needs from one node's out-of-band controller.
+type Driver interface {
+	PowerDriver
+	ConsoleDriver
+	// Close releases the driver's resources (BMC sessions, goroutines). It is
+	// called once, after the node's console stream has been closed and no
+	// other call is in flight.
+	Close() error
+}
+
+// DriverInfo is a node's validated driver configuration. Its LogValue (and
+// String) must leave out secrets such as passwords and keys: it is what logs
+// show of a node.
+type DriverInfo interface {
+	slog.LogValuer
+	fmt.Stringer
+}
+
+// DriverEnv is what a driver constructor gets besides the node's info.
+type DriverEnv struct {
+	NodeID string
+	Logger *slog.Logger // already carries the node id attribute
+}
+
+// DriverType describes one kind of driver, such as "mock" or "ipmi".
+type DriverType struct {
+	// ParseInfo validates a node's "info" object. Unknown fields, missing
+	// required fields and invalid values must be rejected with an error of
+	// kind ErrInvalid (see ValidationError). It must not do I/O.
+	ParseInfo func(raw json.RawMessage) (DriverInfo, error)
+	// New builds the driver of one node from the info ParseInfo returned. It
+	// must not do network I/O (sessions are opened on first use): it runs for
+	// every stored node at startup. A nil New means the type is known but not
+	// available in this build; registering such a node fails with
+	// ErrUnsupported after its info has been validated.
+	New func(info DriverInfo, env DriverEnv) (Driver, error)
+}
+
+// Registry maps driver type names to their DriverType. Build it before
+// handing it to the Manager; it is not modified afterwards.
+type Registry struct {
+	types map[string]DriverType
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{types: make(map[string]DriverType)}
+}
+
+// Register adds a driver type. Names are unique and ParseInfo is required.
+func (r *Registry) Register(name string, t DriverType) error {
+	if name == "" || t.ParseInfo == nil {
+		return fmt.Errorf("manager: driver type %q needs a name and a ParseInfo function", name)
+	}
+	if _, dup := r.types[name]; dup {
+		return fmt.Errorf("manager: driver type %q registered twice", name)
+	}
+	r.types[name] = t
+	return nil
+}
+
+// Names lists the registered type names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.types))
+	for n := range r.types {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Type returns the named driver type.
+func (r *Registry) Type(name string) (DriverType, bool) {
+	t, ok := r.types[name]
+	return t, ok
+}
+
+func (r *Registry) lookup(name string) (DriverType, error) {
+	t, ok := r.types[name]
+	if !ok {
+		return DriverType{}, Invalidf("unknown driver type %q (known: %v)", name, r.Names())
+	}
+	return t, nil
+}
+
+// IPMIConstructor builds the "ipmi" driver of one node.
+type IPMIConstructor func(info IPMIInfo, env DriverEnv) (Driver, error)
+
+// ipmiConstructor is assigned by manager/ipmidriver.go (the driver backed by
+// package bmc) in an init function. While it is nil, "ipmi" nodes are
+// validated and then refused with ErrUnsupported: never a fake success.
+var ipmiConstructor IPMIConstructor
+
+// IPMIDriverAvailable reports whether the ipmi driver is linked in.
+func IPMIDriverAvailable() bool { return ipmiConstructor != nil }
+
+// BuiltinDrivers returns a registry holding "mock" (the original obmd's test
+// driver, which HIL's integration tests use) and "ipmi".
+func BuiltinDrivers() *Registry { return builtinDrivers(ipmiConstructor) }
+
+// builtinDrivers builds the built-in registry with newIPMI as the ipmi
+// constructor (nil: "ipmi" nodes are refused with ErrUnsupported).
+func builtinDrivers(newIPMI IPMIConstructor) *Registry {
+	r := NewRegistry()
+	mustRegister(r, "mock", MockDriverType())
+	ipmi := DriverType{
+		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
+			info, err := ParseIPMIInfo(raw)
+			if err != nil {
+				return nil, err
+			}
+			return info, nil
+		},
+	}
+	if newIPMI != nil {
+		ipmi.New = func(info DriverInfo, env DriverEnv) (Driver, error) {
+			ii, ok := info.(IPMIInfo)
+			if !ok {
+				return nil, fmt.Errorf("manager: ipmi driver given %T info", info)
+			}
+			return newIPMI(ii, env)
+		}
+	}
+	mustRegister(r, "ipmi", ipmi)
+	return r
+}
+
+func mustRegister(r *Registry, name string, t DriverType) {
+	if err := r.Register(name, t); err != nil {
+		panic(err)
+	}
+}

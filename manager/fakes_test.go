@@ -1,0 +1,242 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+
+	"obmd/store"
+)
+
+// memStore is an in-memory NodeStore (no goroutines, so tests using it can
+// run inside a synctest bubble).
+type memStore struct {
+	mu    sync.Mutex
+	nodes map[string]store.NodeRecord
+	fail  error // returned by every write when set
+}
+
+func newMemStore() *memStore { return &memStore{nodes: make(map[string]store.NodeRecord)} }
+
+func (s *memStore) CreateNode(rec store.NodeRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	if _, ok := s.nodes[rec.ID]; ok {
+		return store.ErrExists
+	}
+	s.nodes[rec.ID] = rec
+	return nil
+}
+
+func (s *memStore) DeleteNode(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	if _, ok := s.nodes[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(s.nodes, id)
+	return nil
+}
+
+func (s *memStore) SetTokenHash(id string, h []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	rec, ok := s.nodes[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	rec.TokenHash = append([]byte(nil), h...)
+	s.nodes[id] = rec
+	return nil
+}
+
+func (s *memStore) Nodes() ([]store.NodeRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.NodeRecord
+	for _, r := range s.nodes {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// fakeInfo is the info of the "fake" test driver: {"name": "..."}.
+type fakeInfo struct {
+	Name string `json:"name"`
+}
+
+func (f fakeInfo) LogValue() slog.Value { return slog.StringValue(f.Name) }
+func (f fakeInfo) String() string       { return f.Name }
+
+// fakeDriver is a scriptable driver. Power calls go through hook when set;
+// consoles are pipes whose writing ends the test holds.
+type fakeDriver struct {
+	name string
+
+	mu        sync.Mutex
+	hook      func(ctx context.Context, op string) error
+	inFlight  int
+	maxFlight int
+	calls     []string
+	streams   []*fakeStream
+	openErrs  []error // consumed by successive OpenConsole calls; nil entry = success
+	opened    chan *fakeStream
+	closed    bool
+}
+
+type fakeStream struct {
+	*io.PipeReader
+	w      *io.PipeWriter
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *fakeStream) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.PipeReader.Close()
+}
+
+func newFakeDriver(name string) *fakeDriver {
+	return &fakeDriver{name: name, opened: make(chan *fakeStream, 16)}
+}
+
+func (d *fakeDriver) call(ctx context.Context, op string) error {
+	d.mu.Lock()
+	d.inFlight++
+	d.maxFlight = max(d.maxFlight, d.inFlight)
+	d.calls = append(d.calls, op)
+	hook := d.hook
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.inFlight--
+		d.mu.Unlock()
+	}()
+	if hook != nil {
+		return hook(ctx, op)
+	}
+	return nil
+}
+
+func (d *fakeDriver) setHook(h func(ctx context.Context, op string) error) {
+	d.mu.Lock()
+	d.hook = h
+	d.mu.Unlock()
+}
+
+func (d *fakeDriver) PowerOn(ctx context.Context) error  { return d.call(ctx, "on") }
+func (d *fakeDriver) PowerOff(ctx context.Context) error { return d.call(ctx, "off") }
+func (d *fakeDriver) PowerCycle(ctx context.Context, force bool) error {
+	return d.call(ctx, fmt.Sprintf("cycle force=%t", force))
+}
+func (d *fakeDriver) PowerStatus(ctx context.Context) (string, error) {
+	return "on", d.call(ctx, "status")
+}
+func (d *fakeDriver) SetBootDevice(ctx context.Context, dev string) error {
+	if dev != "pxe" && dev != "disk" && dev != "none" {
+		return Invalidf("unknown boot device %q", dev)
+	}
+	return d.call(ctx, "bootdev "+dev)
+}
+
+func (d *fakeDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.openErrs) > 0 {
+		err := d.openErrs[0]
+		d.openErrs = d.openErrs[1:]
+		if err != nil {
+			return nil, err
+		}
+	}
+	pr, pw := io.Pipe()
+	s := &fakeStream{PipeReader: pr, w: pw, closed: make(chan struct{})}
+	d.streams = append(d.streams, s)
+	d.opened <- s
+	return s, nil
+}
+
+func (d *fakeDriver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return nil
+}
+
+func (d *fakeDriver) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// fakeRegistry has the "fake" type, whose drivers are recorded by name, and
+// the built-in "mock".
+type fakeRegistry struct {
+	*Registry
+	mu      sync.Mutex
+	drivers map[string]*fakeDriver
+}
+
+func newFakeRegistry(t *testing.T) *fakeRegistry {
+	t.Helper()
+	fr := &fakeRegistry{Registry: NewRegistry(), drivers: make(map[string]*fakeDriver)}
+	err := fr.Register("fake", DriverType{
+		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
+			var fi fakeInfo
+			if err := DecodeStrict("fake info", raw, &fi); err != nil {
+				return nil, err
+			}
+			if fi.Name == "" {
+				return nil, &ValidationError{What: "fake info", Problems: []string{"name is missing"}}
+			}
+			return fi, nil
+		},
+		New: func(info DriverInfo, env DriverEnv) (Driver, error) {
+			d := newFakeDriver(info.(fakeInfo).Name)
+			fr.mu.Lock()
+			fr.drivers[env.NodeID] = d
+			fr.mu.Unlock()
+			return d, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.Register("mock", MockDriverType()); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+func (fr *fakeRegistry) driver(t *testing.T, node string) *fakeDriver {
+	t.Helper()
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	d, ok := fr.drivers[node]
+	if !ok {
+		t.Fatalf("no fake driver for node %q", node)
+	}
+	return d
+}
+
+func fakeInfoJSON(name string) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"name":%q}`, name))
+}
+
+var errScripted = errors.New("scripted failure")

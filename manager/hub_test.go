@@ -1,0 +1,424 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func newTestHub(cfg HubConfig, d *fakeDriver) (*hub, *consoleStats) {
+	stats := &consoleStats{}
+	return newHub(cfg, d.OpenConsole, slog.New(slog.DiscardHandler), stats), stats
+}
+
+func attach(t *testing.T, h *hub, replay int) *Viewer {
+	t.Helper()
+	v, s, err := h.join(replay)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	if err := h.wait(context.Background(), v, s); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return v
+}
+
+func pseudoRandom(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// readAll reads exactly n bytes or fails the test after a generous bound
+// (a hang means the hub lost or withheld bytes).
+func readExactly(t *testing.T, r io.Reader, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n)
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadFull(r, buf); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("reading %d bytes: %v", n, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("reading %d bytes: timed out", n)
+	}
+	return buf
+}
+
+// TestHubFanOut: many viewers, one driver console, identical bytes.
+func TestHubFanOut(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, stats := newTestHub(HubConfig{}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+
+	const viewers = 20
+	vs := make([]*Viewer, viewers)
+	for i := range vs {
+		vs[i] = attach(t, h, 0)
+	}
+	if got := stats.viewers.Load(); got != viewers {
+		t.Fatalf("viewer gauge = %d, want %d", got, viewers)
+	}
+	stream := <-d.opened
+	// Less than a viewer's ring, so no viewer can lose bytes however the
+	// scheduler treats it.
+	data := pseudoRandom(48<<10, 1)
+	var wg sync.WaitGroup
+	got := make([][]byte, viewers)
+	for i, v := range vs {
+		wg.Go(func() { got[i] = readExactly(t, v, len(data)) })
+	}
+	for off := 0; off < len(data); off += 1000 {
+		if _, err := stream.w.Write(data[off:min(off+1000, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	for i := range got {
+		if !bytes.Equal(got[i], data) {
+			t.Fatalf("viewer %d got different bytes", i)
+		}
+	}
+	if n := len(d.streams); n != 1 {
+		t.Errorf("%d driver consoles opened for %d viewers, want 1", n, viewers)
+	}
+	if stats.bytes.Load() != int64(len(data)) || stats.dropped.Load() != 0 {
+		t.Errorf("stats: %d bytes, %d dropped; want %d, 0", stats.bytes.Load(), stats.dropped.Load(), len(data))
+	}
+}
+
+// TestHubSlowViewer: a viewer that never reads loses its oldest bytes and
+// then reads the drop marker followed by the newest ring-full; the console
+// and the other viewer are never held up.
+func TestHubSlowViewer(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	const ring = 1024
+	h, stats := newTestHub(HubConfig{ViewerBuffer: ring}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	stalled := attach(t, h, 0)
+	brisk := attach(t, h, 0)
+	stream := <-d.opened
+
+	data := pseudoRandom(10*ring, 2)
+	const chunk = 512
+	for off := 0; off < len(data); off += chunk {
+		// The driver's write returns once the hub has taken the bytes,
+		// although the stalled viewer has read nothing.
+		if _, err := stream.w.Write(data[off : off+chunk]); err != nil {
+			t.Fatal(err)
+		}
+		if got := readExactly(t, brisk, chunk); !bytes.Equal(got, data[off:off+chunk]) {
+			t.Fatalf("brisk viewer: wrong bytes at offset %d", off)
+		}
+	}
+	marker := "\r\n[obmd: 9216 bytes dropped: viewer too slow]\r\n"
+	want := append([]byte(marker), data[len(data)-ring:]...)
+	if got := readExactly(t, stalled, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("stalled viewer read %q..., want the marker %q then the last %d bytes", got[:min(len(got), len(marker))], marker, ring)
+	}
+	if stats.dropped.Load() != 9216 {
+		t.Errorf("dropped counter = %d, want 9216", stats.dropped.Load())
+	}
+}
+
+// TestHubMarkerSurvivesShortReads reads the drop marker one byte at a time.
+func TestHubMarkerSurvivesShortReads(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, _ := newTestHub(HubConfig{ViewerBuffer: 4}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	v := attach(t, h, 0)
+	stream := <-d.opened
+	if _, err := stream.w.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	want := "\r\n[obmd: 6 bytes dropped: viewer too slow]\r\n6789"
+	var got []byte
+	for len(got) < len(want) {
+		got = append(got, readExactly(t, v, 1)...)
+	}
+	if string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestHubReplay(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, _ := newTestHub(HubConfig{}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	first := attach(t, h, 0)
+	stream := <-d.opened
+	if _, err := stream.w.Write([]byte("hello world")); err != nil {
+		t.Fatal(err)
+	}
+	readExactly(t, first, len("hello world")) // broadcast has happened
+
+	late := attach(t, h, 5)
+	plain := attach(t, h, 0)
+	if _, err := stream.w.Write([]byte("!")); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readExactly(t, late, 6)); got != "world!" {
+		t.Errorf("viewer with replay=5 read %q, want \"world!\"", got)
+	}
+	if got := string(readExactly(t, plain, 1)); got != "!" {
+		t.Errorf("viewer without replay read %q, want \"!\"", got)
+	}
+	huge := attach(t, h, 1<<30)
+	if _, err := stream.w.Write([]byte("?")); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readExactly(t, huge, 13)); got != "hello world!?" {
+		t.Errorf("viewer with a huge replay read %q", got)
+	}
+}
+
+// TestHubReconnect: when the driver's stream ends, viewers stay connected
+// and read a marker naming the gap; backoff applies after a quick loss and
+// after failed reopens.
+func TestHubReconnect(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		uptime   time.Duration // how long the first stream runs
+		openErrs []error       // for the opens after the first
+		marker   string
+	}{
+		{"stable stream reopens at once", 11 * time.Second, nil,
+			"\r\n[obmd: console reconnected after 0s]\r\n"},
+		{"quick loss waits 100ms", time.Second, nil,
+			"\r\n[obmd: console reconnected after 100ms]\r\n"},
+		{"failed reopen backs off", time.Second, []error{errScripted},
+			"\r\n[obmd: console reconnected after 300ms]\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := newFakeDriver("x")
+				d.openErrs = append([]error{nil}, tc.openErrs...)
+				h, stats := newTestHub(HubConfig{}, d)
+				v := attach(t, h, 0)
+				s1 := <-d.opened
+				time.Sleep(tc.uptime)
+				s1.w.Write([]byte("abc"))
+				s1.w.Close() // BMC reset: the stream ends
+				s2 := <-d.opened
+				go s2.w.Write([]byte("def"))
+				want := "abc" + tc.marker + "def"
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(v, got); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != want {
+					t.Fatalf("viewer read %q, want %q", got, want)
+				}
+				if stats.reconnects.Load() != 1 {
+					t.Errorf("reconnects = %d, want 1", stats.reconnects.Load())
+				}
+				h.close(context.Background(), ErrShuttingDown)
+			})
+		})
+	}
+}
+
+func TestHubLinger(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := newFakeDriver("x")
+		h, _ := newTestHub(HubConfig{Linger: 30 * time.Second}, d)
+		v := attach(t, h, 0)
+		s1 := <-d.opened
+		v.Close()
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		select {
+		case <-s1.closed:
+			t.Fatal("console closed before the linger time")
+		default:
+		}
+		v = attach(t, h, 0) // reuses the open console
+		select {
+		case <-d.opened:
+			t.Fatal("a viewer within the linger time opened a second console")
+		default:
+		}
+		v.Close()
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		select {
+		case <-s1.closed:
+		default:
+			t.Fatal("console still open after the linger time")
+		}
+		attach(t, h, 0)
+		<-d.opened // a new viewer opens a new console
+		h.close(context.Background(), ErrShuttingDown)
+	})
+}
+
+// TestHubNoReconnectWithoutViewers: a stream that ends while nobody
+// watches is not reopened.
+func TestHubNoReconnectWithoutViewers(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := newFakeDriver("x")
+		h, _ := newTestHub(HubConfig{Linger: time.Minute}, d)
+		v := attach(t, h, 0)
+		s1 := <-d.opened
+		v.Close()
+		s1.w.Close()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		select {
+		case <-d.opened:
+			t.Fatal("console reopened with no viewer")
+		default:
+		}
+		h.close(context.Background(), ErrShuttingDown)
+	})
+}
+
+func TestHubOpenFailure(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	d.openErrs = []error{BMCError("activate payload", errScripted)}
+	h, stats := newTestHub(HubConfig{}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	v, s, err := h.join(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.wait(context.Background(), v, s); !errors.Is(err, ErrBMC) {
+		t.Fatalf("first viewer of a console that cannot open: %v, want ErrBMC", err)
+	}
+	if stats.viewers.Load() != 0 {
+		t.Errorf("viewer gauge = %d after a failed open, want 0", stats.viewers.Load())
+	}
+	attach(t, h, 0) // the next viewer tries again
+	<-d.opened
+}
+
+func TestHubClose(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, _ := newTestHub(HubConfig{}, d)
+	v := attach(t, h, 0)
+	s := <-d.opened
+	if err := h.close(context.Background(), ErrNodeDeleted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Read(make([]byte, 1)); !errors.Is(err, ErrNodeDeleted) {
+		t.Errorf("Read after close = %v, want ErrNodeDeleted", err)
+	}
+	select {
+	case <-s.closed:
+	default:
+		t.Error("close returned with the driver stream still open")
+	}
+	if _, _, err := h.join(0); !errors.Is(err, ErrNodeDeleted) {
+		t.Errorf("join after close = %v, want ErrNodeDeleted", err)
+	}
+}
+
+// TestViewersDisconnectQuickly: a new token, a revocation and a deletion
+// each end the node's console streams within 100 ms.
+func TestViewersDisconnectQuickly(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		action func(m *Manager) error
+		want   error
+	}{
+		{"new token", func(m *Manager) error { _, err := m.NewToken("n"); return err }, ErrTokenRevoked},
+		{"revoked token", func(m *Manager) error { return m.RevokeToken("n") }, ErrTokenRevoked},
+		{"deleted node", func(m *Manager) error { return m.Delete(context.Background(), "n") }, ErrNodeDeleted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := newTestManager(t, newMemStore(), newFakeRegistry(t).Registry, time.Second)
+			registerT(t, m, "n", "mock", json.RawMessage(`{"addr":"x"}`))
+			a := mustAccess(t, m, "n", mustToken(t, m, "n"))
+			viewers := make([]*Viewer, 3)
+			for i := range viewers {
+				v, err := a.OpenConsole(context.Background(), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				viewers[i] = v
+			}
+			type end struct {
+				err error
+				at  time.Time
+			}
+			ends := make(chan end, len(viewers))
+			for _, v := range viewers {
+				go func() {
+					buf := make([]byte, 4096)
+					for {
+						if _, err := v.Read(buf); err != nil {
+							ends <- end{err, time.Now()}
+							return
+						}
+					}
+				}()
+			}
+			start := time.Now()
+			if err := tc.action(m); err != nil {
+				t.Fatal(err)
+			}
+			for range viewers {
+				select {
+				case e := <-ends:
+					if !errors.Is(e.err, tc.want) {
+						t.Errorf("viewer ended with %v, want %v", e.err, tc.want)
+					}
+					if d := e.at.Sub(start); d > 100*time.Millisecond {
+						t.Errorf("viewer disconnected %v after the %s, want at most 100ms", d, tc.name)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("viewer still connected 5s after the %s", tc.name)
+				}
+			}
+			if _, err := a.OpenConsole(context.Background(), 0); err == nil {
+				t.Error("the old access opened a console after the change")
+			}
+		})
+	}
+}
+
+// TestHubNegativeLingerClosesAtOnce: Linger < 0 closes the console as soon
+// as the last viewer leaves.
+func TestHubNegativeLingerClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := newFakeDriver("x")
+		h, _ := newTestHub(HubConfig{Linger: -1}, d)
+		v := attach(t, h, 0)
+		s1 := <-d.opened
+		v.Close()
+		synctest.Wait()
+		select {
+		case <-s1.closed:
+		default:
+			t.Fatal("console still open after its last viewer left with Linger -1")
+		}
+		h.close(context.Background(), ErrShuttingDown)
+	})
+}

@@ -1,0 +1,742 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"obmd/bmc"
+	"obmd/ipmi"
+	"obmd/rmcpplus"
+	"obmd/sol"
+)
+
+// The "ipmi" driver: one node's power, boot device and serial console over
+// IPMI v2.0 / RMCP+, through package bmc (power and boot commands) and
+// package sol (the Serial-over-LAN console).
+//
+// Sessions are costly to open (Get Channel Authentication Capabilities,
+// Open Session, RAKP 1-4, Set Session Privilege Level: about eight round
+// trips and two HMAC key derivations), so the driver keeps them warm in a
+// small per-node pool. The first operation dials; later ones reuse the idle
+// session, which the rmcpplus keepalive holds open until the driver's idle
+// time closes it. A BMC may forget a session at any moment (it rebooted, or
+// its session table was reset); it then ignores the session's packets
+// (IPMI v2.0 section 13.6), so a reused session that stops answering is
+// given only part of the operation's time before the operation is retried,
+// once, on a freshly dialled session. A BMC that is really down therefore
+// still fails within the operation's deadline.
+//
+// The console runs on a session of its own: an active SOL payload ties up
+// its session (IPMI v2.0 section 24.1), and power operations must keep
+// working while someone watches the console.
+
+func init() {
+	ipmiConstructor = func(info IPMIInfo, env DriverEnv) (Driver, error) {
+		return NewIPMIDriver(info, env, IPMIDriverConfig{})
+	}
+}
+
+// IPMIDriverConfig tunes the ipmi driver. Zero values take the defaults
+// noted.
+type IPMIDriverConfig struct {
+	// IdleTimeout closes a warm session nobody used for this long
+	// (default 60 s). Until then the rmcpplus keepalive holds it open.
+	IdleTimeout time.Duration
+	// SoftOffGrace is how long a soft power cycle waits for the operating
+	// system to turn the node off before forcing it off (default 30 s). The
+	// wait also ends early enough to leave the forced off and the power on
+	// room within the operation's deadline.
+	SoftOffGrace time.Duration
+	// PowerPollInterval paces power-state polling while waiting for a node
+	// to turn off (default 250 ms).
+	PowerPollInterval time.Duration
+	// AttemptTimeout and Retries drive RMCP+ retransmission (package
+	// rmcpplus: default 1 s and 3; Retries < 0 means none). A request the
+	// BMC never answers fails after AttemptTimeout x (Retries+1).
+	AttemptTimeout time.Duration
+	Retries        int
+	// ReuseTimeout bounds a request on a reused session before the session
+	// is presumed forgotten by the BMC and the request is retried on a new
+	// one (default 2 x AttemptTimeout; never more than half the time left
+	// to the operation).
+	ReuseTimeout time.Duration
+	// SOL configures the console; the driver fills in Logger and the
+	// fields the node's quirks control (MaxData, IgnorePayloadPort).
+	SOL sol.ConsoleOptions
+}
+
+// IPMI driver defaults.
+const (
+	DefaultIPMIIdleTimeout       = 60 * time.Second
+	DefaultIPMISoftOffGrace      = 30 * time.Second
+	DefaultIPMIPowerPollInterval = 250 * time.Millisecond
+	// maxIdleSessions: one for power operations and one a console gives
+	// back when it closes; more would only sit idle on the BMC, whose
+	// session table is small (often 4 to 8 slots).
+	maxIdleSessions = 2
+)
+
+func (c IPMIDriverConfig) withDefaults() IPMIDriverConfig {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIPMIIdleTimeout
+	}
+	if c.SoftOffGrace <= 0 {
+		c.SoftOffGrace = DefaultIPMISoftOffGrace
+	}
+	if c.PowerPollInterval <= 0 {
+		c.PowerPollInterval = DefaultIPMIPowerPollInterval
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = rmcpplus.DefaultTimeout
+	}
+	if c.ReuseTimeout <= 0 {
+		c.ReuseTimeout = 2 * c.AttemptTimeout
+	}
+	return c
+}
+
+// requestBudget is how long one request to a silent BMC takes to fail.
+func (c IPMIDriverConfig) requestBudget() time.Duration {
+	attempts := rmcpplus.DefaultRetries + 1
+	switch {
+	case c.Retries < 0:
+		attempts = 1
+	case c.Retries > 0:
+		attempts = c.Retries + 1
+	}
+	return c.AttemptTimeout * time.Duration(attempts)
+}
+
+// IPMIDriverType is the "ipmi" driver type with cfg, for a daemon that
+// tunes the driver: register it in its own Registry in place of the one
+// BuiltinDrivers holds (which uses the zero config).
+func IPMIDriverType(cfg IPMIDriverConfig) DriverType {
+	return DriverType{
+		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
+			info, err := ParseIPMIInfo(raw)
+			if err != nil {
+				return nil, err
+			}
+			return info, nil
+		},
+		New: func(info DriverInfo, env DriverEnv) (Driver, error) {
+			ii, ok := info.(IPMIInfo)
+			if !ok {
+				return nil, fmt.Errorf("manager: ipmi driver given %T info", info)
+			}
+			return NewIPMIDriver(ii, env, cfg)
+		},
+	}
+}
+
+// NewIPMIDriver builds the driver of one IPMI node. It does no network
+// I/O: the first operation opens the session. Quirks bmc does not know are
+// an ErrInvalid.
+func NewIPMIDriver(info IPMIInfo, env DriverEnv, cfg IPMIDriverConfig) (Driver, error) {
+	return newIPMIDriver(info, env, cfg)
+}
+
+func newIPMIDriver(info IPMIInfo, env DriverEnv, cfg IPMIDriverConfig) (*ipmiDriver, error) {
+	quirks, err := bmc.ParseQuirks(info.Quirks)
+	if err != nil {
+		return nil, Invalidf("invalid ipmi info: %v", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("driver", "ipmi")
+	d := &ipmiDriver{
+		info:     info,
+		cfg:      cfg.withDefaults(),
+		quirks:   quirks,
+		bmcLog:   log, // bmc and rmcpplus add the "bmc" attribute themselves
+		log:      log.With("bmc", info.Addr),
+		dialBMC:  bmc.Dial,
+		consoles: make(map[*ipmiConsole]struct{}),
+	}
+	d.pool = &sessionPool{
+		dial:        d.dial,
+		idleTimeout: d.cfg.IdleTimeout,
+		maxIdle:     maxIdleSessions,
+		log:         d.log,
+	}
+	return d, nil
+}
+
+// ipmiDriver is the Driver of one IPMI node.
+type ipmiDriver struct {
+	info   IPMIInfo // holds the password: never log it, log info (its LogValue) instead
+	cfg    IPMIDriverConfig
+	quirks bmc.Quirks
+	log    *slog.Logger
+	bmcLog *slog.Logger
+	pool   *sessionPool
+	// dialBMC opens a session; bmc.Dial except in tests, which count
+	// handshakes through it.
+	dialBMC func(ctx context.Context, cfg bmc.Config) (*bmc.Client, error)
+
+	dials   atomic.Int64 // sessions dialled
+	redials atomic.Int64 // operations retried on a fresh session
+
+	mu       sync.Mutex
+	consoles map[*ipmiConsole]struct{} // open consoles
+	closed   bool
+}
+
+func (d *ipmiDriver) bmcConfig() bmc.Config {
+	return bmc.Config{
+		Addr:        d.info.Addr,
+		Username:    d.info.User,
+		Password:    []byte(d.info.Pass),
+		Kg:          d.info.Kg,
+		CipherSuite: d.info.CipherSuite,
+		Privilege:   d.info.Privilege,
+		Timeout:     d.cfg.AttemptTimeout,
+		Retries:     d.cfg.Retries,
+		Quirks:      d.info.Quirks,
+		Logger:      d.bmcLog,
+	}
+}
+
+func (d *ipmiDriver) dial(ctx context.Context) (*bmc.Client, error) {
+	d.dials.Add(1)
+	c, err := d.dialBMC(ctx, d.bmcConfig())
+	if err != nil {
+		return nil, err
+	}
+	d.log.Debug("BMC session opened")
+	return c, nil
+}
+
+// withSession runs f on a pooled session. If the session was reused and
+// fails at the session level (no answer within the reuse budget, or the
+// session ended), f runs once more on a freshly dialled session.
+func withSession[T any](ctx context.Context, d *ipmiDriver, op string, f func(ctx context.Context, c *bmc.Client) (T, error)) (T, *bmc.Client, error) {
+	var zero T
+	c, reused, err := d.pool.get(ctx)
+	if err != nil {
+		return zero, nil, d.classify(op, err)
+	}
+	if reused {
+		rctx, cancel := context.WithTimeout(ctx, d.reuseBudget(ctx))
+		v, err := f(rctx, c)
+		cancel()
+		if !sessionFailed(ctx, c, err) {
+			return v, c, d.classify(op, err)
+		}
+		d.log.Info("warm BMC session failed; retrying on a new session", "op", op, "cause", err.Error())
+		d.pool.discard(c)
+		d.redials.Add(1)
+		if c, err = d.pool.dialFresh(ctx); err != nil {
+			return zero, nil, d.classify(op, err)
+		}
+	}
+	v, err := f(ctx, c)
+	return v, c, d.classify(op, err)
+}
+
+// call runs one bmc request on a pooled session and gives the session back.
+func (d *ipmiDriver) call(ctx context.Context, op string, f func(ctx context.Context, c *bmc.Client) error) error {
+	_, c, err := withSession(ctx, d, op, func(ctx context.Context, c *bmc.Client) (struct{}, error) {
+		return struct{}{}, f(ctx, c)
+	})
+	d.release(c, err)
+	return err
+}
+
+// release gives a session back to the pool, or drops it if err says the
+// session failed.
+func (d *ipmiDriver) release(c *bmc.Client, err error) {
+	if c == nil {
+		return
+	}
+	if errors.Is(err, ErrTimeout) {
+		// The BMC stopped answering this session: do not offer it again.
+		// (A canceled request leaves the session usable: a late answer
+		// finds no waiter and is dropped.)
+		d.pool.discard(c)
+		return
+	}
+	d.pool.put(c)
+}
+
+// reuseBudget is the time a request on a reused session gets before the
+// session is presumed lost: ReuseTimeout, and at most half of what is left,
+// so that a fresh session gets the other half.
+func (d *ipmiDriver) reuseBudget(ctx context.Context) time.Duration {
+	budget := d.cfg.ReuseTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/2)
+	}
+	return budget
+}
+
+// sessionFailed reports whether err (from a request on c, under parent
+// context ctx) means the session, not the request, failed: the BMC did not
+// answer within the reuse budget, or the session ended. An answer with a
+// completion code proves the session alive.
+func sessionFailed(ctx context.Context, c *bmc.Client, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, bmc.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, rmcpplus.ErrSessionClosed) || errors.Is(err, bmc.ErrClosed) {
+		return true
+	}
+	var ce *ipmi.CompletionError
+	if errors.As(err, &ce) {
+		return false
+	}
+	s := c.Session()
+	return s == nil || s.Err() != nil
+}
+
+// classify gives an error from bmc, sol or rmcpplus its manager kind: no
+// answer is ErrTimeout (504), anything else from the BMC is ErrBMC (502).
+// The texts come from those packages, which never include a password.
+func (d *ipmiDriver) classify(op string, err error) error {
+	var te interface{ Timeout() bool }
+	var opErr *bmc.OpError
+	switch {
+	case err == nil, hasKind(err), errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, bmc.ErrTimeout):
+		return TimeoutError(op, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return TimeoutError(fmt.Sprintf("%s: BMC %s did not answer within the operation's time limit", op, d.info.Addr), nil)
+	case errors.As(err, &te) && te.Timeout():
+		return TimeoutError(op, err)
+	case errors.Is(err, bmc.ErrClosed), errors.Is(err, errPoolClosed):
+		return &Error{Kind: ErrInternal, Reason: op + ": the node's driver is closed", Err: err}
+	case errors.As(err, &opErr):
+		return &Error{Kind: ErrBMC, Err: err} // names the BMC and the operation
+	}
+	return BMCError(fmt.Sprintf("%s (BMC %s)", op, d.info.Addr), err)
+}
+
+// PowerOn turns the node on (Chassis Control power up).
+func (d *ipmiDriver) PowerOn(ctx context.Context) error {
+	return d.call(ctx, "power on", func(ctx context.Context, c *bmc.Client) error { return c.PowerOn(ctx) })
+}
+
+// PowerOff cuts the node's power at once (Chassis Control power down).
+func (d *ipmiDriver) PowerOff(ctx context.Context) error {
+	return d.call(ctx, "power off", func(ctx context.Context, c *bmc.Client) error { return c.PowerOff(ctx) })
+}
+
+// PowerStatus is "on" or "off" (Get Chassis Status).
+func (d *ipmiDriver) PowerStatus(ctx context.Context) (string, error) {
+	on, err := d.powerIsOn(ctx)
+	if err != nil {
+		return "", err
+	}
+	if on {
+		return "on", nil
+	}
+	return "off", nil
+}
+
+func (d *ipmiDriver) powerIsOn(ctx context.Context) (bool, error) {
+	on, c, err := withSession(ctx, d, "power status", func(ctx context.Context, c *bmc.Client) (bool, error) {
+		return c.PowerStatus(ctx)
+	})
+	d.release(c, err)
+	return on, err
+}
+
+// PowerCycle with force is a hard reset (bmc.Reset powers on a node that
+// is off). Without force it is an ACPI soft off, a wait until the node is
+// off (forced off after SoftOffGrace), and a power on; a node that is off
+// is just powered on.
+func (d *ipmiDriver) PowerCycle(ctx context.Context, force bool) error {
+	if force {
+		return d.call(ctx, "forced power cycle", func(ctx context.Context, c *bmc.Client) error { return c.Reset(ctx) })
+	}
+	on, err := d.powerIsOn(ctx)
+	if err != nil {
+		return err
+	}
+	if !on {
+		d.log.Debug("node is off; powering it on instead of cycling it")
+		return d.PowerOn(ctx)
+	}
+	if err := d.call(ctx, "soft power off", func(ctx context.Context, c *bmc.Client) error { return c.SoftOff(ctx) }); err != nil {
+		return err
+	}
+	asked := time.Now()
+	off, err := d.awaitOff(ctx, d.graceEnd(ctx))
+	if err != nil {
+		return err
+	}
+	if !off {
+		d.log.Info("node still on after the soft-off grace period; forcing it off",
+			"waited", time.Since(asked).Round(time.Millisecond))
+		if err := d.PowerOff(ctx); err != nil {
+			return err
+		}
+		if _, err := d.awaitOff(ctx, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return d.PowerOn(ctx)
+}
+
+// graceEnd is when a soft power cycle stops waiting for the OS: after
+// SoftOffGrace, but early enough to leave a forced off and a power on
+// room before ctx's deadline (a third of the time left, at most two
+// unanswered requests' worth).
+func (d *ipmiDriver) graceEnd(ctx context.Context) time.Time {
+	now := time.Now()
+	end := now.Add(d.cfg.SoftOffGrace)
+	if dl, ok := ctx.Deadline(); ok {
+		reserve := min(dl.Sub(now)/3, 2*d.cfg.requestBudget())
+		if capped := dl.Add(-reserve); capped.Before(end) {
+			end = capped
+		}
+	}
+	return end
+}
+
+// awaitOff polls the power state every PowerPollInterval until the node is
+// off (true), until is reached (false; zero means no limit but ctx's), or
+// ctx ends (its error).
+func (d *ipmiDriver) awaitOff(ctx context.Context, until time.Time) (bool, error) {
+	for {
+		on, err := d.powerIsOn(ctx)
+		if err != nil {
+			return false, err
+		}
+		if !on {
+			return true, nil
+		}
+		wait := d.cfg.PowerPollInterval
+		if !until.IsZero() {
+			left := time.Until(until)
+			if left <= 0 {
+				return false, nil
+			}
+			wait = min(wait, left)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, d.classify("waiting for the node to power off", ctx.Err())
+		}
+	}
+}
+
+// bootDevices maps the API's boot device names to boot flag selectors
+// (IPMI v2.0 section 28.13, Table 28-14).
+var bootDevices = map[string]ipmi.BootDevice{
+	"pxe":  ipmi.BootDevicePXE,
+	"disk": ipmi.BootDeviceDisk,
+	"none": ipmi.BootDeviceNone, // no override: the BIOS boot order
+}
+
+// parseBootDevice turns an API boot device name into its selector.
+func parseBootDevice(name string) (ipmi.BootDevice, error) {
+	dev, ok := bootDevices[name]
+	if !ok {
+		return 0, Invalidf("unknown boot device %q (want \"pxe\", \"disk\" or \"none\")", name)
+	}
+	return dev, nil
+}
+
+// SetBootDevice writes the persistent boot device (Set System Boot Options
+// parameter 5, valid and persistent bits set; "none" clears the override).
+func (d *ipmiDriver) SetBootDevice(ctx context.Context, name string) error {
+	dev, err := parseBootDevice(name)
+	if err != nil {
+		return err
+	}
+	return d.call(ctx, "set boot device "+name, func(ctx context.Context, c *bmc.Client) error {
+		return c.SetBootDevice(ctx, dev, true)
+	})
+}
+
+// consoleOptions are the SOL options for this node: the configured ones,
+// with the node's quirks applied.
+func (d *ipmiDriver) consoleOptions() sol.ConsoleOptions {
+	opts := d.cfg.SOL
+	opts.Logger = d.log.With("component", "sol")
+	opts.IgnorePayloadPort = opts.IgnorePayloadPort || d.quirks.IgnoreSOLPort
+	if d.quirks.IgnoreSOLPayloadSize {
+		// Under the quirk the reported sizes are ignored, so any response
+		// gives the quirk's size.
+		if n, err := d.quirks.SOLMaxData(ipmi.ActivatePayloadRsp{}); err == nil {
+			opts.MaxData = n
+		}
+	}
+	return opts
+}
+
+// OpenConsole activates SOL on a session of its own (taking over a stale
+// activation, IPMI v2.0 section 24.1 completion code 80h) and returns the
+// host's serial output. Closing it deactivates SOL and gives the session
+// back to the pool.
+func (d *ipmiDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, d.classify("open console", errPoolClosed)
+	}
+	opts := d.consoleOptions()
+	con, c, err := withSession(ctx, d, "open console", func(ctx context.Context, c *bmc.Client) (*sol.Console, error) {
+		s := c.Session()
+		if s == nil {
+			return nil, bmc.ErrClosed
+		}
+		return sol.Open(ctx, s, opts)
+	})
+	if err != nil {
+		d.release(c, err)
+		return nil, err
+	}
+	if n := con.Activation().TakeOvers; n > 0 {
+		d.log.Info("took over a stale SOL activation", "takeovers", n)
+	}
+	ic := &ipmiConsole{d: d, con: con, client: c}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		ic.Close()
+		return nil, d.classify("open console", errPoolClosed)
+	}
+	d.consoles[ic] = struct{}{}
+	d.mu.Unlock()
+	return ic, nil
+}
+
+// ipmiConsole is an open SOL console and the session it holds.
+type ipmiConsole struct {
+	d      *ipmiDriver
+	con    *sol.Console
+	client *bmc.Client
+	once   sync.Once
+}
+
+// Read returns the host's serial output.
+func (ic *ipmiConsole) Read(p []byte) (int, error) { return ic.con.Read(p) }
+
+// Close deactivates SOL (best effort) and returns the session to the pool
+// if it is still alive. A pending Read returns at once.
+func (ic *ipmiConsole) Close() error {
+	ic.once.Do(func() {
+		if err := ic.con.Close(); err != nil {
+			ic.d.log.Debug("closing the SOL console", "err", err)
+		}
+		ic.d.pool.put(ic.client) // a dead session is discarded there
+		ic.d.mu.Lock()
+		delete(ic.d.consoles, ic)
+		ic.d.mu.Unlock()
+	})
+	return nil
+}
+
+// Close closes any console still open and every pooled session (Close
+// Session, best effort), and waits for that.
+func (d *ipmiDriver) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	open := make([]*ipmiConsole, 0, len(d.consoles))
+	for ic := range d.consoles {
+		open = append(open, ic)
+	}
+	d.mu.Unlock()
+	for _, ic := range open {
+		ic.Close()
+	}
+	d.pool.close()
+	return nil
+}
+
+// errPoolClosed: an operation after Close.
+var errPoolClosed = errors.New("ipmi driver closed")
+
+// sessionPool keeps a node's idle BMC sessions warm. Sessions are handed
+// out one user at a time (an operation, or a console for its life) and
+// given back with put; the most recently used idle session is reused
+// first; one not used for idleTimeout is closed.
+type sessionPool struct {
+	dial        func(ctx context.Context) (*bmc.Client, error)
+	idleTimeout time.Duration
+	maxIdle     int
+	log         *slog.Logger
+	// onIdleClose, if set, is called after the idle timer closed sessions
+	// (tests await it).
+	onIdleClose func(n int)
+
+	mu     sync.Mutex
+	idle   []idleSession // least recently used first
+	timer  *time.Timer   // the idle sweep, armed while sessions are idle
+	closed bool
+	bg     sync.WaitGroup // sessions being closed
+}
+
+type idleSession struct {
+	c     *bmc.Client
+	since time.Time
+}
+
+// get returns an idle live session (reused) or dials a new one.
+func (p *sessionPool) get(ctx context.Context) (c *bmc.Client, reused bool, err error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, false, errPoolClosed
+	}
+	var dead []*bmc.Client
+	for len(p.idle) > 0 && c == nil {
+		last := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if alive(last.c) {
+			c = last.c
+		} else {
+			dead = append(dead, last.c)
+		}
+	}
+	p.mu.Unlock()
+	for _, d := range dead {
+		p.discard(d)
+	}
+	if c != nil {
+		return c, true, nil
+	}
+	c, err = p.dialFresh(ctx)
+	return c, false, err
+}
+
+// dialFresh dials a new session for a caller that will put or discard it.
+func (p *sessionPool) dialFresh(ctx context.Context) (*bmc.Client, error) {
+	c, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		p.discard(c)
+		return nil, errPoolClosed
+	}
+	return c, nil
+}
+
+func alive(c *bmc.Client) bool {
+	s := c.Session()
+	return s != nil && s.Err() == nil
+}
+
+// put makes c idle. A session that ended, one too many, or any after
+// close is closed instead.
+func (p *sessionPool) put(c *bmc.Client) {
+	if c == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed || !alive(c) {
+		p.mu.Unlock()
+		p.discard(c)
+		return
+	}
+	p.idle = append(p.idle, idleSession{c: c, since: time.Now()})
+	var extra []idleSession
+	if n := len(p.idle) - p.maxIdle; n > 0 {
+		extra = append(extra, p.idle[:n]...)
+		p.idle = append(p.idle[:0], p.idle[n:]...)
+	}
+	if p.timer == nil {
+		p.timer = time.AfterFunc(p.idleTimeout, p.sweep)
+	}
+	p.mu.Unlock()
+	for _, s := range extra {
+		p.discard(s.c)
+	}
+}
+
+// sweep closes sessions idle for idleTimeout and re-arms for the next.
+func (p *sessionPool) sweep() {
+	p.mu.Lock()
+	p.timer = nil
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var expired []*bmc.Client
+	keep := p.idle[:0]
+	for _, s := range p.idle {
+		if now.Sub(s.since) >= p.idleTimeout {
+			expired = append(expired, s.c)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	if len(p.idle) > 0 {
+		p.timer = time.AfterFunc(p.idleTimeout-now.Sub(p.idle[0].since), p.sweep)
+	}
+	hook := p.onIdleClose
+	p.mu.Unlock()
+	for _, c := range expired {
+		p.discard(c)
+	}
+	if len(expired) > 0 {
+		p.log.Debug("closed idle BMC sessions", "count", len(expired))
+		if hook != nil {
+			hook(len(expired))
+		}
+	}
+}
+
+// discard closes c in the background (Close Session may wait for a BMC
+// that no longer answers); close waits for it. Once the pool is closed,
+// discard closes c itself.
+func (p *sessionPool) discard(c *bmc.Client) {
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.bg.Add(1) // under mu: close's Wait cannot have started
+	}
+	p.mu.Unlock()
+	if closed {
+		c.Close()
+		return
+	}
+	go func() {
+		defer p.bg.Done()
+		c.Close()
+	}()
+}
+
+// close closes every idle session, refuses new ones and waits until every
+// discarded session is closed.
+func (p *sessionPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range idle {
+		wg.Go(func() { s.c.Close() })
+	}
+	wg.Wait()
+	p.bg.Wait()
+}

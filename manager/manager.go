@@ -1,0 +1,674 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-multierror"
+
+	"obmd/store"
+)
+
+// NodeStore is the persistence the Manager needs; *store.Store implements
+// it. Every method must be durable when it returns nil.
+type NodeStore interface {
+	CreateNode(rec store.NodeRecord) error
+	DeleteNode(id string) error
+	SetTokenHash(id string, hash []byte) error
+	Nodes() ([]store.NodeRecord, error)
+}
+
+// Config configures a Manager. Zero values take the defaults.
+type Config struct {
+	Store   NodeStore // required
+	Drivers *Registry // default BuiltinDrivers()
+	Logger  *slog.Logger
+	// OpTimeout bounds each BMC operation, waiting for an earlier operation
+	// on the same node included (default 10 s). Past it the caller gets
+	// ErrTimeout (504).
+	OpTimeout time.Duration
+	Console   HubConfig
+}
+
+// DefaultOpTimeout is the default Config.OpTimeout.
+const DefaultOpTimeout = 10 * time.Second
+
+// MaxNodeIDLen bounds node IDs (bytes).
+const MaxNodeIDLen = 256
+
+// Manager is the node registry: drivers, tokens, per-node serialisation
+// and console hubs. It is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	stats consoleStats
+
+	// adminMu serialises registrations, deletions and token changes, each of
+	// which ends in a synchronous store write. BMC operations never take it.
+	adminMu sync.Mutex
+
+	mu    sync.RWMutex // guards nodes; held only for map access
+	nodes map[string]*node
+
+	// absent stands in for a node that does not exist, so that checking a
+	// token does the same work either way.
+	absent *node
+}
+
+// node is one registered node.
+type node struct {
+	id     string
+	typ    string
+	info   DriverInfo
+	driver Driver
+	log    *slog.Logger
+	hub    *hub
+	// sem holds one token while a BMC operation runs: operations on one node
+	// are serialised, operations on different nodes are independent.
+	sem chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	tokenHash [sha256.Size]byte
+	hasToken  bool
+	epoch     uint64 // bumped on every token change and on deletion
+	deleted   bool
+	goneErr   error         // why gone was closed
+	gone      chan struct{} // closed when the node is deleted or shut down
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
+}
+
+// New builds a Manager and loads every stored node. A stored node whose
+// driver cannot be built (for example an "ipmi" node while the ipmi driver
+// is not available) is kept, so it can still be deleted; its operations
+// fail with the reason.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("manager: no store")
+	}
+	if cfg.Drivers == nil {
+		cfg.Drivers = BuiltinDrivers()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = DefaultOpTimeout
+	}
+	cfg.Console = cfg.Console.withDefaults()
+	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
+	m.absent = &node{id: "", sem: make(chan struct{}, 1), gone: make(chan struct{})}
+	if _, err := rand.Read(m.absent.tokenHash[:]); err != nil {
+		return nil, fmt.Errorf("manager: reading random bytes: %w", err)
+	}
+
+	recs, err := cfg.Store.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("manager: loading nodes: %w", err)
+	}
+	for _, rec := range recs {
+		n := m.loadNode(rec)
+		m.nodes[rec.ID] = n
+	}
+	m.log.Info("nodes loaded", "count", len(recs))
+	return m, nil
+}
+
+func (m *Manager) loadNode(rec store.NodeRecord) *node {
+	log := m.log.With("node", rec.ID)
+	var info DriverInfo
+	drv, err := func() (Driver, error) {
+		t, err := m.cfg.Drivers.lookup(rec.Type)
+		if err != nil {
+			return nil, err
+		}
+		info, err = t.ParseInfo(rec.Info)
+		if err != nil {
+			return nil, err
+		}
+		if t.New == nil {
+			return nil, unavailableType(rec.Type)
+		}
+		return t.New(info, DriverEnv{NodeID: rec.ID, Logger: log})
+	}()
+	if err != nil {
+		log.Warn("stored node has no working driver; its operations will fail until it is re-registered",
+			"type", rec.Type, "err", err)
+		reason := fmt.Errorf("node %q (type %q) cannot be driven: %w", rec.ID, rec.Type, err)
+		if !hasKind(err) {
+			reason = &Error{Kind: ErrInternal, Reason: reason.Error()}
+		}
+		drv = brokenDriver{err: reason}
+	}
+	n := m.newNode(rec.ID, rec.Type, info, drv, log)
+	if len(rec.TokenHash) == sha256.Size {
+		copy(n.tokenHash[:], rec.TokenHash)
+		n.hasToken = true
+	}
+	return n
+}
+
+func unavailableType(typ string) error {
+	return UnsupportedError(fmt.Sprintf("driver type %q is not available in this build of obmd", typ))
+}
+
+func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog.Logger) *node {
+	n := &node{id: id, typ: typ, info: info, driver: drv, log: log, sem: make(chan struct{}, 1), gone: make(chan struct{}), shutdownDone: make(chan struct{})}
+	open := func(ctx context.Context) (io.ReadCloser, error) {
+		return doOp(ctx, n, m.cfg.OpTimeout, "open console", func(ctx context.Context) (io.ReadCloser, error) {
+			return n.driver.OpenConsole(ctx)
+		}, func(rc io.ReadCloser) { rc.Close() })
+	}
+	n.hub = newHub(m.cfg.Console, open, log.With("component", "console"), &m.stats)
+	return n
+}
+
+func validateNodeID(id string) error {
+	if id == "" || len(id) > MaxNodeIDLen || !utf8.ValidString(id) {
+		return Invalidf("node id must be 1 to %d bytes of UTF-8", MaxNodeIDLen)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == '/' {
+			return Invalidf("node id must not contain control characters or '/'")
+		}
+	}
+	return nil
+}
+
+func (m *Manager) lookup(id string) *node {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.nodes[id]
+}
+
+// Register adds a node. The info is validated by the driver type's
+// ParseInfo (ErrInvalid); an existing id is ErrExists; a type known but not
+// available in this build is ErrUnsupported. The node is durable when
+// Register returns nil.
+func (m *Manager) Register(id, typ string, info json.RawMessage) error {
+	if err := validateNodeID(id); err != nil {
+		return err
+	}
+	t, err := m.cfg.Drivers.lookup(typ)
+	if err != nil {
+		return err
+	}
+	parsed, err := t.ParseInfo(info)
+	if err != nil {
+		return err
+	}
+
+	m.adminMu.Lock()
+	defer m.adminMu.Unlock()
+	if m.lookup(id) != nil {
+		return &Error{Kind: ErrExists, Reason: fmt.Sprintf("node %q is already registered; delete it first to change it", id)}
+	}
+	if t.New == nil {
+		return unavailableType(typ)
+	}
+	log := m.log.With("node", id)
+	drv, err := t.New(parsed, DriverEnv{NodeID: id, Logger: log})
+	if err != nil {
+		if hasKind(err) {
+			return err
+		}
+		return &Error{Kind: ErrInternal, Reason: "creating the driver", Err: err}
+	}
+	compact, err := compactJSON(info)
+	if err != nil {
+		compact = info
+	}
+	if err := m.cfg.Store.CreateNode(store.NodeRecord{ID: id, Type: typ, Info: compact}); err != nil {
+		drv.Close()
+		if errors.Is(err, store.ErrExists) {
+			return &Error{Kind: ErrExists, Reason: fmt.Sprintf("node %q is already registered", id)}
+		}
+		return &Error{Kind: ErrInternal, Reason: "storing the node", Err: err}
+	}
+	n := m.newNode(id, typ, parsed, drv, log)
+	m.mu.Lock()
+	m.nodes[id] = n
+	m.mu.Unlock()
+	log.Info("node registered", "type", typ, "info", parsed)
+	return nil
+}
+
+func compactJSON(raw json.RawMessage) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Delete unregisters a node: its token stops working and its viewers are
+// disconnected at once; then its console and driver are closed, waiting at
+// most until ctx is done (the rest finishes in the background).
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	m.adminMu.Lock()
+	n := m.lookup(id)
+	if n == nil {
+		m.adminMu.Unlock()
+		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
+	}
+	if err := m.cfg.Store.DeleteNode(id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.adminMu.Unlock()
+		return &Error{Kind: ErrInternal, Reason: "deleting the node from the store", Err: err}
+	}
+	m.mu.Lock()
+	delete(m.nodes, id)
+	m.mu.Unlock()
+	n.mu.Lock()
+	n.deleted = true
+	n.hasToken = false
+	n.epoch++
+	n.markGoneLocked(&Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", id)})
+	n.hub.kick(ErrNodeDeleted)
+	n.mu.Unlock()
+	m.adminMu.Unlock()
+	n.log.Info("node deleted")
+
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.OpTimeout)
+	defer cancel()
+	if err := n.shutdown(ctx, ErrNodeDeleted); err != nil {
+		n.log.Warn("closing the deleted node's driver", "err", err)
+	}
+	return nil
+}
+
+// markGoneLocked makes waiting and future operations fail with reason.
+func (n *node) markGoneLocked(reason error) {
+	if n.goneErr == nil {
+		n.goneErr = reason
+		close(n.gone)
+	}
+}
+
+// shutdown closes the node's console, waits for any operation in flight and
+// closes its driver. It runs once; later calls wait for the first.
+func (n *node) shutdown(ctx context.Context, reason error) error {
+	n.mu.Lock()
+	n.markGoneLocked(&Error{Kind: ErrInternal, Reason: "obmd is shutting down"})
+	n.mu.Unlock()
+	n.shutdownOnce.Do(func() {
+		go func() {
+			defer close(n.shutdownDone)
+			var errs error
+			if err := n.hub.close(context.Background(), reason); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+			n.sem <- struct{}{} // no operation in flight, and none will start
+			if err := n.driver.Close(); err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("node %q: closing driver: %w", n.id, err))
+			}
+			n.shutdownErr = errs
+		}()
+	})
+	select {
+	case <-n.shutdownDone:
+		return n.shutdownErr
+	case <-ctx.Done():
+		return fmt.Errorf("node %q: still closing: %w", n.id, ctx.Err())
+	}
+}
+
+// NewToken gives the node a fresh 128-bit token (32 hex digits), replacing
+// the previous one and disconnecting that token's console viewers. Only the
+// token's SHA-256 is kept, in memory and in the store.
+func (m *Manager) NewToken(id string) (string, error) {
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", &Error{Kind: ErrInternal, Reason: "reading random bytes", Err: err}
+	}
+	h := sha256.Sum256(raw[:])
+	if err := m.setToken(id, h[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(raw[:]), nil
+}
+
+// RevokeToken invalidates the node's token, if any, and disconnects its
+// console viewers.
+func (m *Manager) RevokeToken(id string) error {
+	return m.setToken(id, nil)
+}
+
+func (m *Manager) setToken(id string, hash []byte) error {
+	m.adminMu.Lock()
+	defer m.adminMu.Unlock()
+	n := m.lookup(id)
+	if n == nil {
+		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
+	}
+	if err := m.cfg.Store.SetTokenHash(id, hash); err != nil {
+		return &Error{Kind: ErrInternal, Reason: "storing the token hash", Err: err}
+	}
+	n.mu.Lock()
+	n.hasToken = hash != nil
+	copy(n.tokenHash[:], hash)
+	n.epoch++
+	n.hub.kick(ErrTokenRevoked)
+	n.mu.Unlock()
+	if hash != nil {
+		n.log.Info("token replaced")
+	} else {
+		n.log.Info("token revoked")
+	}
+	return nil
+}
+
+// tokenDigest parses a token (32 hex digits, either case) and hashes it. A
+// malformed token is hashed too, so that every check costs the same.
+func tokenDigest(tok string) (digest [sha256.Size]byte, wellFormed bool) {
+	var raw [16]byte
+	if len(tok) == 2*len(raw) {
+		if _, err := hex.Decode(raw[:], []byte(tok)); err == nil {
+			return sha256.Sum256(raw[:]), true
+		}
+	}
+	return sha256.Sum256([]byte(tok)), false
+}
+
+// Authorize checks a node token. A wrong, malformed or missing token and an
+// unknown node all give the same ErrUnauthorized, after the same work: one
+// SHA-256 and one constant-time comparison.
+func (m *Manager) Authorize(id, tok string) (*Access, error) {
+	digest, wellFormed := tokenDigest(tok)
+	n := m.lookup(id)
+	target := n
+	if target == nil {
+		target = m.absent
+	}
+	target.mu.Lock()
+	want, has, epoch := target.tokenHash, target.hasToken, target.epoch
+	target.mu.Unlock()
+	match := subtle.ConstantTimeCompare(digest[:], want[:]) == 1
+	if !match || !has || !wellFormed || n == nil {
+		return nil, errUnauthorizedToken
+	}
+	return &Access{m: m, n: n, epoch: epoch}, nil
+}
+
+var errUnauthorizedToken = &Error{Kind: ErrUnauthorized, Reason: "missing or invalid token"}
+
+// Access is a token holder's handle on one node. Every call rechecks that
+// the token is still current.
+type Access struct {
+	m     *Manager
+	n     *node
+	epoch uint64
+}
+
+// NodeID returns the node's id.
+func (a *Access) NodeID() string { return a.n.id }
+
+// current fails if the token was changed or the node deleted since
+// Authorize. Callers hold a.n.mu.
+func (a *Access) currentLocked() error {
+	if a.n.deleted {
+		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", a.n.id)}
+	}
+	if a.n.epoch != a.epoch {
+		return errUnauthorizedToken
+	}
+	return nil
+}
+
+func (a *Access) current() error {
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	return a.currentLocked()
+}
+
+func (a *Access) do(ctx context.Context, op string, f func(ctx context.Context, d Driver) error) error {
+	_, err := doOp(ctx, a.n, a.m.cfg.OpTimeout, op, func(ctx context.Context) (struct{}, error) {
+		if err := a.current(); err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, f(ctx, a.n.driver)
+	}, nil)
+	if err != nil {
+		a.n.log.Warn("operation failed", "op", op, "err", err)
+	} else {
+		a.n.log.Info("operation done", "op", op)
+	}
+	return err
+}
+
+// PowerOn turns the node on.
+func (a *Access) PowerOn(ctx context.Context) error {
+	return a.do(ctx, "power on", func(ctx context.Context, d Driver) error { return d.PowerOn(ctx) })
+}
+
+// PowerOff turns the node off (hard off).
+func (a *Access) PowerOff(ctx context.Context) error {
+	return a.do(ctx, "power off", func(ctx context.Context, d Driver) error { return d.PowerOff(ctx) })
+}
+
+// PowerCycle resets the node (force) or shuts it down softly and powers it
+// back on.
+func (a *Access) PowerCycle(ctx context.Context, force bool) error {
+	op := "power cycle"
+	if force {
+		op = "forced power cycle"
+	}
+	return a.do(ctx, op, func(ctx context.Context, d Driver) error { return d.PowerCycle(ctx, force) })
+}
+
+// SetBootDevice sets the persistent boot device.
+func (a *Access) SetBootDevice(ctx context.Context, dev string) error {
+	return a.do(ctx, "set boot device", func(ctx context.Context, d Driver) error { return d.SetBootDevice(ctx, dev) })
+}
+
+// PowerStatus reports the node's power state.
+func (a *Access) PowerStatus(ctx context.Context) (string, error) {
+	var status string
+	err := a.do(ctx, "power status", func(ctx context.Context, d Driver) error {
+		s, err := d.PowerStatus(ctx)
+		status = s
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return status, nil
+}
+
+// OpenConsole connects a console viewer, preloaded with up to replay bytes
+// of the node's recent output. The first viewer waits for the console to
+// open (ErrBMC / ErrTimeout if it cannot); later ones join at once. The
+// viewer is disconnected when the token changes or the node is deleted.
+func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
+	a.n.mu.Lock()
+	if err := a.currentLocked(); err != nil {
+		a.n.mu.Unlock()
+		return nil, err
+	}
+	v, s, err := a.n.hub.join(replay)
+	a.n.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.n.hub.wait(ctx, v, s); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// doOp runs f with the node's operation slot held, bounded by timeout
+// (waiting for the slot included). If the deadline passes first, the caller
+// gets ErrTimeout at once while f keeps the slot until it returns, so a
+// stalled BMC blocks only its own node; a result that arrives too late is
+// handed to abandon (if non-nil) to release it.
+func doOp[T any](ctx context.Context, n *node, timeout time.Duration, op string, f func(ctx context.Context) (T, error), abandon func(T)) (T, error) {
+	var zero T
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	select {
+	case n.sem <- struct{}{}:
+	case <-n.gone:
+		cancel()
+		n.mu.Lock()
+		err := n.goneErr
+		n.mu.Unlock()
+		return zero, err
+	case <-ctx.Done():
+		cancel()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return zero, TimeoutError(fmt.Sprintf("%s: an earlier operation on this node is still running after %s", op, timeout), nil)
+		}
+		return zero, ctx.Err()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	var mu sync.Mutex
+	gaveUp := false
+	go func() {
+		defer func() { <-n.sem }()
+		defer cancel()
+		v, err := callRecovering(ctx, op, f)
+		mu.Lock()
+		late := gaveUp
+		mu.Unlock()
+		if late {
+			if err == nil && abandon != nil {
+				abandon(v)
+			}
+			return
+		}
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, classifyDriverError(op, timeout, r.err)
+	case <-ctx.Done():
+		mu.Lock()
+		select {
+		case r := <-done: // finished just in time
+			mu.Unlock()
+			return r.v, classifyDriverError(op, timeout, r.err)
+		default:
+			gaveUp = true
+		}
+		mu.Unlock()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return zero, TimeoutError(fmt.Sprintf("%s: the BMC did not answer within %s", op, timeout), nil)
+		}
+		return zero, ctx.Err()
+	}
+}
+
+// callRecovering runs f, turning a panic in a driver into an ErrInternal so
+// that one faulty driver cannot take the daemon down.
+func callRecovering[T any](ctx context.Context, op string, f func(ctx context.Context) (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{Kind: ErrInternal, Reason: fmt.Sprintf("%s: driver panic: %v", op, r)}
+		}
+	}()
+	return f(ctx)
+}
+
+// Stats is a snapshot of the Manager's counters.
+type Stats struct {
+	Nodes             int
+	Viewers           int64
+	ConsoleBytes      int64 // read from drivers
+	DroppedBytes      int64 // lost to slow viewers
+	ConsoleReconnects int64
+}
+
+// Stats returns the current counters.
+func (m *Manager) Stats() Stats {
+	m.mu.RLock()
+	nodes := len(m.nodes)
+	m.mu.RUnlock()
+	return Stats{
+		Nodes:             nodes,
+		Viewers:           m.stats.viewers.Load(),
+		ConsoleBytes:      m.stats.bytes.Load(),
+		DroppedBytes:      m.stats.dropped.Load(),
+		ConsoleReconnects: m.stats.reconnects.Load(),
+	}
+}
+
+// NodeIDs lists the registered nodes, sorted.
+func (m *Manager) NodeIDs() []string {
+	m.mu.RLock()
+	ids := make([]string, 0, len(m.nodes))
+	for id := range m.nodes {
+		ids = append(ids, id)
+	}
+	m.mu.RUnlock()
+	sort.Strings(ids)
+	return ids
+}
+
+func (m *Manager) allNodes() []*node {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*node, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// EndConsoles disconnects every console viewer with ErrShuttingDown and
+// refuses new ones: the first step of a graceful shutdown, so that HTTP
+// console streams finish.
+func (m *Manager) EndConsoles() {
+	for _, n := range m.allNodes() {
+		n.hub.refuse(ErrShuttingDown)
+	}
+}
+
+// Close shuts every node down (console, in-flight operation, driver) in
+// parallel, waiting at most until ctx is done, and reports every failure.
+// The store is the caller's to close afterwards.
+func (m *Manager) Close(ctx context.Context) error {
+	m.EndConsoles()
+	nodes := m.allNodes()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = n.shutdown(ctx, ErrShuttingDown) })
+	}
+	wg.Wait()
+	var all *multierror.Error
+	for _, err := range errs {
+		if err != nil {
+			all = multierror.Append(all, err)
+		}
+	}
+	return all.ErrorOrNil()
+}
+
+// brokenDriver stands in for a stored node whose driver cannot be built.
+type brokenDriver struct{ err error }
+
+func (b brokenDriver) PowerOn(context.Context) error                      { return b.err }
+func (b brokenDriver) PowerOff(context.Context) error                     { return b.err }
+func (b brokenDriver) PowerCycle(context.Context, bool) error             { return b.err }
+func (b brokenDriver) PowerStatus(context.Context) (string, error)        { return "", b.err }
+func (b brokenDriver) SetBootDevice(context.Context, string) error        { return b.err }
+func (b brokenDriver) OpenConsole(context.Context) (io.ReadCloser, error) { return nil, b.err }
+func (b brokenDriver) Close() error                                       { return nil }
