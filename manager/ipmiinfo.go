@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"obmd/bmc"
 	"obmd/ipmi"
 )
 
@@ -21,11 +22,6 @@ const DefaultIPMIPort = 623
 // section 22.15.2, Table 22-20): 1, 2, 3 (RAKP-HMAC-SHA1) and 15, 16, 17
 // (RAKP-HMAC-SHA256). Suite 0 (no authentication) is refused.
 var IPMICipherSuites = []uint8{1, 2, 3, 15, 16, 17}
-
-// KnownIPMIQuirks are the named BMC workarounds a node may enable, after
-// FreeIPMI's workaround flags of the same names. The ipmi driver gives each
-// its meaning.
-var KnownIPMIQuirks = []string{"intel20", "opensesspriv", "solpayloadsize", "solport", "sun20", "supermicro20"}
 
 // Limits from IPMI v2.0: user names are at most 16 bytes (section 13.17,
 // RAKP 1 "ULENm"), passwords and Kg at most 20 bytes (section 13.31).
@@ -53,7 +49,7 @@ type IPMIInfo struct {
 	// Kg is the BMC key (IPMI v2.0 section 13.31); nil means the password is
 	// used in its place.
 	Kg []byte
-	// Quirks are names from KnownIPMIQuirks, without duplicates, in the
+	// Quirks are names from bmc.QuirkNames, without duplicates, in the
 	// order given.
 	Quirks []string
 }
@@ -76,7 +72,7 @@ type ipmiInfoJSON struct {
 //
 // plus the optional "cipher_suite" (one of IPMICipherSuites), "privilege"
 // ("administrator" or "operator"), "kg" (hex, at most 20 bytes) and
-// "quirks" (names from KnownIPMIQuirks). Unknown fields, a missing or empty
+// "quirks" (names from bmc.QuirkNames). Unknown fields, a missing or empty
 // addr, user or pass, and invalid values are a *ValidationError (ErrInvalid)
 // naming every problem found.
 func ParseIPMIInfo(raw json.RawMessage) (IPMIInfo, error) {
@@ -148,12 +144,14 @@ func ParseIPMIInfo(raw json.RawMessage) (IPMIInfo, error) {
 		}
 	}
 
+	// The quirk names and their meanings live in package bmc alone.
 	for _, q := range in.Quirks {
-		switch {
-		case !slices.Contains(KnownIPMIQuirks, q):
-			v.addf("quirk %q is unknown (known: %s)", q, strings.Join(KnownIPMIQuirks, ", "))
-		case !slices.Contains(out.Quirks, q):
-			out.Quirks = append(out.Quirks, q)
+		name := strings.ToLower(strings.TrimSpace(q))
+		switch _, err := bmc.ParseQuirks([]string{name}); {
+		case err != nil:
+			v.addf("quirk %q is unknown (known: %s)", q, strings.Join(bmc.QuirkNames(), ", "))
+		case !slices.Contains(out.Quirks, name):
+			out.Quirks = append(out.Quirks, name)
 		}
 	}
 

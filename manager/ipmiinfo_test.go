@@ -29,10 +29,10 @@ func TestParseIPMIInfo(t *testing.T) {
 		{"bracketed IPv6 with port", `{"addr":"[::1]:1623","user":"u","pass":"p"}`,
 			IPMIInfo{Addr: "[::1]:1623", User: "u", Pass: "p", Privilege: ipmi.PrivilegeAdministrator}},
 		{"every option", `{"addr":"h","user":"admin","pass":"secret","cipher_suite":17,"privilege":"operator",
-			"kg":"0123456789ABCDEF0123456789abcdef01234567","quirks":["intel20","solport","intel20"]}`,
+			"kg":"0123456789ABCDEF0123456789abcdef01234567","quirks":["opensesspriv","solport","OpenSessPriv"]}`,
 			IPMIInfo{Addr: "h:623", User: "admin", Pass: "secret", CipherSuite: 17, Privilege: ipmi.PrivilegeOperator,
 				Kg:     []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67},
-				Quirks: []string{"intel20", "solport"}}},
+				Quirks: []string{"opensesspriv", "solport"}}},
 		{"empty kg means none", `{"addr":"h","user":"u","pass":"p","kg":""}`,
 			IPMIInfo{Addr: "h:623", User: "u", Pass: "p", Privilege: ipmi.PrivilegeAdministrator}},
 		{"16-byte user, 20-byte pass", `{"addr":"h","user":"0123456789abcdef","pass":"0123456789abcdefghij"}`,
@@ -74,6 +74,7 @@ func TestParseIPMIInfoRejects(t *testing.T) {
 		{"kg odd length", `{"addr":"h","user":"u","pass":"p","kg":"abc"}`, []string{"kg is not a hex string"}},
 		{"kg too long", `{"addr":"h","user":"u","pass":"p","kg":"` + strings.Repeat("00", 21) + `"}`, []string{"kg is 21 bytes long"}},
 		{"unknown quirk", `{"addr":"h","user":"u","pass":"p","quirks":["fastmode"]}`, []string{`quirk "fastmode" is unknown`}},
+		{"quirk obmd does not implement", `{"addr":"h","user":"u","pass":"p","quirks":["intel20"]}`, []string{`quirk "intel20" is unknown (known: opensesspriv, solpayloadsize, solport)`}},
 		{"quirks not a list", `{"addr":"h","user":"u","pass":"p","quirks":"intel20"}`, []string{"quirks must be a list"}},
 		{"port 0", `{"addr":"h:0","user":"u","pass":"p"}`, []string{"is not a number from 1 to 65535"}},
 		{"port 70000", `{"addr":"h:70000","user":"u","pass":"p"}`, []string{"is not a number from 1 to 65535"}},
@@ -134,7 +135,7 @@ func TestIPMIInfoRedacted(t *testing.T) {
 func FuzzParseIPMIInfo(f *testing.F) {
 	for _, seed := range []string{
 		`{"addr": "10.0.0.4", "user": "u", "pass": "p"}`,
-		`{"addr":"[::1]:1623","user":"u","pass":"p","cipher_suite":17,"privilege":"operator","kg":"00ff","quirks":["intel20"]}`,
+		`{"addr":"[::1]:1623","user":"u","pass":"p","cipher_suite":17,"privilege":"operator","kg":"00ff","quirks":["solport"]}`,
 		`{"addr":"h:0","user":"","pass":null}`,
 		`{}`, `[]`, `"x"`, ``,
 	} {

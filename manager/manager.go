@@ -111,7 +111,6 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
 	}
-	cfg.Console = cfg.Console.withDefaults()
 	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
 	m.absent = &node{id: "", sem: make(chan struct{}, 1), gone: make(chan struct{})}
 	if _, err := rand.Read(m.absent.tokenHash[:]); err != nil {

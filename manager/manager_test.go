@@ -488,3 +488,32 @@ func TestDriverPanicIsContained(t *testing.T) {
 		t.Fatalf("the node is unusable after a driver panic: %v", err)
 	}
 }
+
+// TestManagerNegativeLingerClosesAtOnce: the manager hands HubConfig to the
+// hub as given, so Linger < 0 ("close at once") is not turned into the
+// 30 s default on the way.
+func TestManagerNegativeLingerClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		reg := newFakeRegistry(t)
+		m, err := New(Config{Store: newMemStore(), Drivers: reg.Registry, Console: HubConfig{Linger: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		registerT(t, m, "n1", "fake", fakeInfoJSON("n1"))
+		a := mustAccess(t, m, "n1", mustToken(t, m, "n1"))
+		v, err := a.OpenConsole(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := <-reg.driver(t, "n1").opened
+		v.Close()
+		synctest.Wait()
+		select {
+		case <-s.closed:
+		default:
+			t.Fatal("driver console still open after the last viewer left with Linger -1")
+		}
+	})
+}
