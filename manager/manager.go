@@ -41,11 +41,18 @@ type Config struct {
 	// on the same node included (default 10 s). Past it the caller gets
 	// ErrTimeout (504).
 	OpTimeout time.Duration
-	Console   HubConfig
+	// SoftCycleTimeout bounds a power cycle without force, which waits for
+	// the OS to shut down before powering on (default 60 s, so that the
+	// ipmi driver's 30 s grace before forcing the node off fits).
+	SoftCycleTimeout time.Duration
+	Console          HubConfig
 }
 
 // DefaultOpTimeout is the default Config.OpTimeout.
 const DefaultOpTimeout = 10 * time.Second
+
+// DefaultSoftCycleTimeout is the default Config.SoftCycleTimeout.
+const DefaultSoftCycleTimeout = 60 * time.Second
 
 // MaxNodeIDLen bounds node IDs (bytes).
 const MaxNodeIDLen = 256
@@ -110,6 +117,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.SoftCycleTimeout <= 0 {
+		cfg.SoftCycleTimeout = max(DefaultSoftCycleTimeout, cfg.OpTimeout)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
 	m.absent = &node{id: "", sem: make(chan struct{}, 1), gone: make(chan struct{})}
@@ -436,7 +446,11 @@ func (a *Access) current() error {
 }
 
 func (a *Access) do(ctx context.Context, op string, f func(ctx context.Context, d Driver) error) error {
-	_, err := doOp(ctx, a.n, a.m.cfg.OpTimeout, op, func(ctx context.Context) (struct{}, error) {
+	return a.doWithin(ctx, a.m.cfg.OpTimeout, op, f)
+}
+
+func (a *Access) doWithin(ctx context.Context, timeout time.Duration, op string, f func(ctx context.Context, d Driver) error) error {
+	_, err := doOp(ctx, a.n, timeout, op, func(ctx context.Context) (struct{}, error) {
 		if err := a.current(); err != nil {
 			return struct{}{}, err
 		}
@@ -463,11 +477,11 @@ func (a *Access) PowerOff(ctx context.Context) error {
 // PowerCycle resets the node (force) or shuts it down softly and powers it
 // back on.
 func (a *Access) PowerCycle(ctx context.Context, force bool) error {
-	op := "power cycle"
+	op, timeout := "power cycle", a.m.cfg.SoftCycleTimeout
 	if force {
-		op = "forced power cycle"
+		op, timeout = "forced power cycle", a.m.cfg.OpTimeout
 	}
-	return a.do(ctx, op, func(ctx context.Context, d Driver) error { return d.PowerCycle(ctx, force) })
+	return a.doWithin(ctx, timeout, op, func(ctx context.Context, d Driver) error { return d.PowerCycle(ctx, force) })
 }
 
 // SetBootDevice sets the persistent boot device.

@@ -517,3 +517,45 @@ func TestManagerNegativeLingerClosesAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestPowerCycleDeadlines: a soft power cycle waits for the OS to shut down,
+// so it gets SoftCycleTimeout; a forced one and every other operation get
+// OpTimeout.
+func TestPowerCycleDeadlines(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		reg := newFakeRegistry(t)
+		m, err := New(Config{Store: newMemStore(), Drivers: reg.Registry, OpTimeout: 10 * time.Second, SoftCycleTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		registerT(t, m, "n1", "fake", fakeInfoJSON("n1"))
+		a := mustAccess(t, m, "n1", mustToken(t, m, "n1"))
+		budget := map[string]time.Duration{}
+		reg.driver(t, "n1").setHook(func(ctx context.Context, op string) error {
+			dl, ok := ctx.Deadline()
+			if !ok {
+				t.Errorf("%s: no deadline", op)
+			}
+			budget[op] = time.Until(dl)
+			return nil
+		})
+		ctx := context.Background()
+		if err := a.PowerCycle(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PowerCycle(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PowerOn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]time.Duration{"cycle force=false": time.Minute, "cycle force=true": 10 * time.Second, "on": 10 * time.Second}
+		for op, w := range want {
+			if budget[op] != w {
+				t.Errorf("%s got a %v deadline, want %v", op, budget[op], w)
+			}
+		}
+	})
+}
