@@ -1,6 +1,7 @@
 package rmcpplus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ type ClientConfig struct {
 	Privilege ipmi.PrivilegeLevel // default Administrator; sent explicitly in Open Session and RAKP 1
 	// CipherSuite pins the suite; 0 means negotiate (prefer 17, then 3).
 	CipherSuite uint8
-	Timeout     time.Duration // per attempt (default 1 s); see attemptTimeout
+	// Timeout is the mean wait per attempt (default 1 s). Waits grow
+	// linearly (with 3 retries: 0.4, 0.8, 1.2, 1.6 x Timeout), so a
+	// request the BMC ignores fails after Timeout x attempts.
+	Timeout time.Duration
 	// Retries is the number of retransmissions after the first attempt:
 	// 0 means the default (3), a negative value means none.
 	Retries   int
@@ -159,7 +163,7 @@ type Session struct {
 	sec atomic.Pointer[sessionSecrets] // set once RAKP 4 is verified
 
 	// Outbound session sequence numbers, last used. IPMI v2.0 section
-	// 13.6: authenticated and unauthenticated packets count separately,
+	// 6.12.13: authenticated and unauthenticated packets count separately,
 	// start at 1, and every packet (retransmissions too) takes a new one.
 	outAuth, outUnauth atomic.Uint32
 
@@ -207,11 +211,14 @@ const maxDatagram = 4096
 // retransmitted on timeout.
 func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	addr, err := resolveBMCAddr(cfg.Addr)
-	if err != nil {
+	if verr := cfg.validate(); verr != nil || err != nil {
+		if cfg.PacketConn != nil {
+			cfg.PacketConn.Close() // the Session would have owned it
+		}
+		if verr != nil {
+			return nil, verr
+		}
 		return nil, err
 	}
 	conn := cfg.PacketConn
@@ -290,7 +297,7 @@ func (s *Session) Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, da
 type sendMode uint8
 
 const (
-	sendPreSessionV15 sendMode = iota // IPMI v1.5 packet, session ID 0 (section 13.6)
+	sendPreSessionV15 sendMode = iota // IPMI v1.5 packet, session ID 0, auth type none
 	sendInSession                     // sealed with the session's keys
 )
 
@@ -381,9 +388,16 @@ func (s *Session) nextSeq(sec *sessionSecrets) uint32 {
 // whose failure ends the session (a payload's own socket just stops).
 func (s *Session) readLoop(conn net.PacketConn, main bool) {
 	buf := make([]byte, maxDatagram)
+	plain := make([]byte, 0, maxDatagram)
 	var p Packet
+	// The sender's address is not needed (packets prove their origin by
+	// session ID and integrity); a *net.UDPConn can skip allocating it.
+	read := func(b []byte) (int, error) { n, _, err := conn.ReadFrom(b); return n, err }
+	if uc, ok := conn.(*net.UDPConn); ok {
+		read = func(b []byte) (int, error) { n, _, err := uc.ReadFromUDPAddrPort(b); return n, err }
+	}
 	for {
-		n, _, err := conn.ReadFrom(buf)
+		n, err := read(buf)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -394,28 +408,29 @@ func (s *Session) readLoop(conn net.PacketConn, main bool) {
 			}
 			return
 		}
-		s.handleDatagram(&p, buf[:n])
+		plain = s.handleDatagram(&p, buf[:n], plain[:0])
 	}
 }
 
 // handleDatagram dispatches one inbound datagram. It runs on a reading
-// goroutine and never blocks.
-func (s *Session) handleDatagram(p *Packet, b []byte) {
+// goroutine and never blocks. plain is scratch space for the decrypted
+// payload, returned for reuse.
+func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	if err := p.Unmarshal(b); err != nil || p.ASF != nil {
-		return
+		return plain
 	}
 	if !p.IsV2() {
-		// IPMI v1.5 answers the pre-session requests (section 13.6).
+		// IPMI v1.5 packets answer the pre-session requests.
 		if p.AuthType == AuthTypeNone && p.SessionID == 0 {
 			s.deliverIPMI(p.Payload, false)
 		}
-		return
+		return plain
 	}
 	if p.SessionID == 0 {
 		switch p.PayloadType {
 		case PayloadOpenSessionRsp, PayloadRAKP2, PayloadRAKP4:
 			if p.Authenticated || p.Encrypted {
-				return
+				return plain
 			}
 			select {
 			case s.hs <- handshakeReply{pt: p.PayloadType, payload: append([]byte(nil), p.Payload...)}:
@@ -426,11 +441,11 @@ func (s *Session) handleDatagram(p *Packet, b []byte) {
 				s.deliverIPMI(p.Payload, false)
 			}
 		}
-		return
+		return plain
 	}
 	sec := s.sec.Load()
 	if sec == nil || p.SessionID != sec.consoleID {
-		return
+		return plain
 	}
 	// Section 6.12.13: check the sequence number against the window
 	// before trusting anything; record it only after integrity passed.
@@ -443,28 +458,27 @@ func (s *Session) handleDatagram(p *Packet, b []byte) {
 	s.inMu.Unlock()
 	if !fresh {
 		s.rejectedSeq.Add(1)
-		return
+		return plain
 	}
-	payload, err := sec.keys.Open(p)
+	payload, err := sec.keys.AppendOpen(plain, p)
 	if err != nil {
 		s.rejectedIntegrity.Add(1)
-		return
+		return plain
 	}
 	s.inMu.Lock()
 	fresh = window.accept(p.Seq)
 	s.inMu.Unlock()
 	if !fresh {
 		s.rejectedSeq.Add(1)
-		return
+		return plain
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
 	if p.PayloadType == PayloadIPMI {
 		s.deliverIPMI(payload, true)
-		return
+	} else if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
+		pc.deliver(bytes.Clone(payload))
 	}
-	if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
-		pc.deliver(payload)
-	}
+	return payload
 }
 
 // deliverIPMI hands an IPMI response message to the request table.

@@ -273,7 +273,7 @@ func (s *Session) openSession(ctx context.Context, suiteID uint8) error {
 }
 
 // handshake sends one pre-session RMCP+ message (session ID 0, sequence 0,
-// section 13.6) until match accepts a reply of type want, retransmitting
+// section 13.17) until match accepts a reply of type want, retransmitting
 // like exchange.
 func (s *Session) handshake(ctx context.Context, what string, pt PayloadType, msg []byte, want PayloadType, match func([]byte) bool) error {
 	pkt := AppendV2(nil, pt, 0, 0, msg)

@@ -3,9 +3,11 @@ package rmcpplus
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -412,6 +414,48 @@ func TestReplayRejected(t *testing.T) {
 	}
 }
 
+// A forged answer with a far-ahead sequence number fails the integrity
+// check and must not move the window: the genuine answers that follow are
+// still accepted.
+func TestForgedPacketRejected(t *testing.T) {
+	t.Parallel()
+	addr := startServer(t, NewServer(testServerConfig(&testHandler{})), nil)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &faultConn{PacketConn: pc}
+	cfg := clientConfig(addr)
+	cfg.PacketConn = fc
+	s := dial(t, cfg)
+	ctx := context.Background()
+	if _, err := s.Do(ctx, ipmi.NetFnApp, ipmi.CmdGetDeviceID, nil); err != nil {
+		t.Fatal(err)
+	}
+	forged := fc.lastReceived()
+	// RMCP (4), auth type, payload type, session ID (4), then the
+	// sequence number: far ahead. The AuthCode no longer matches.
+	binary.LittleEndian.PutUint32(forged[10:], 0x7FFFFF00)
+	attacker, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	if _, err := attacker.WriteTo(forged, pc.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.rejectedIntegrity.Load() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("forged packet not rejected by the integrity check (sequence rejections: %d)", s.rejectedSeq.Load())
+		}
+	}
+	for i := range 3 {
+		if _, err := s.Do(ctx, ipmi.NetFnApp, ipmi.CmdGetDeviceID, nil); err != nil {
+			t.Fatalf("request %d after the forged packet: %v", i, err)
+		}
+	}
+}
+
 func TestSessionLimit(t *testing.T) {
 	t.Parallel()
 	cfg := testServerConfig(&testHandler{})
@@ -577,4 +621,31 @@ func TestClientConfigValidate(t *testing.T) {
 	if n := (ClientConfig{Retries: -1}).withDefaults().Retries; n != 0 {
 		t.Fatalf("Retries -1 became %d, want 0 (no retransmission)", n)
 	}
+}
+
+// FuzzClientDatagram feeds arbitrary datagrams to the client's reader with
+// a session established (cipher suite 0, so mutations reach the in-session
+// paths), a request waiting and a SOL payload connection open.
+func FuzzClientDatagram(f *testing.F) {
+	for _, b := range [][]byte{capIpmitoolAuthCaps, capIpmitoolCipherSuites, capIpmitoolOpenSession, capFreeIPMISealed, asfPing} {
+		f.Add(b)
+	}
+	rsp := ipmi.Message{DstAddr: ipmi.AddrRemoteSW, NetFn: ipmi.NetFnApp.Response(), SrcAddr: ipmi.AddrBMC, Cmd: ipmi.CmdGetDeviceID, Data: append([]byte{0}, deviceID...)}
+	f.Add(AppendV2(nil, PayloadIPMI, 0x0A0B0C0D, 1, rsp.Marshal()))
+	f.Add(AppendV15(nil, 0, 0, rsp.Marshal()))
+	f.Add(AppendV2(nil, PayloadSOL, 0x0A0B0C0D, 2, []byte{1, 0, 0, 0, 'x'}))
+	f.Add(AppendV2(nil, PayloadRAKP2, 0, 0, mustHex("07 00 0000 0d0c0b0a")))
+	suite, _ := CipherSuiteByID(0)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := &Session{addrText: "fuzz", table: newRequestTable(), hs: make(chan handshakeReply, 8), done: make(chan struct{})}
+		s.sec.Store(&sessionSecrets{keys: NewSessionKeys(suite, nil), consoleID: 0x0A0B0C0D, managedID: 0x01020304})
+		pc := &PayloadConn{s: s, pt: PayloadSOL, recv: make(chan []byte, payloadQueue)}
+		s.payloads[PayloadSOL].Store(pc)
+		if _, _, err := s.table.acquire(context.Background(), nil, ipmi.NetFnApp, ipmi.CmdGetDeviceID, false); err != nil {
+			t.Fatal(err)
+		}
+		var p Packet
+		plain := s.handleDatagram(&p, b, nil)
+		s.handleDatagram(&p, b, plain[:0])
+	})
 }

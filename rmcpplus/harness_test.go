@@ -1,6 +1,7 @@
 package rmcpplus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -144,10 +145,11 @@ type faultConn struct {
 	dropOut func(b []byte) bool
 	dupIn   func(b []byte) bool
 
-	mu      sync.Mutex
-	sent    [][]byte
-	pending []byte // a datagram to deliver again on the next read
-	from    net.Addr
+	mu       sync.Mutex
+	sent     [][]byte
+	received []byte // the last datagram read
+	pending  []byte // a datagram to deliver again on the next read
+	from     net.Addr
 }
 
 func (c *faultConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -171,12 +173,23 @@ func (c *faultConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	c.mu.Unlock()
 	n, from, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.mu.Lock()
+		c.received = append(c.received[:0], b[:n]...)
+		c.mu.Unlock()
+	}
 	if err == nil && c.dupIn != nil && c.dupIn(b[:n]) {
 		c.mu.Lock()
 		c.pending, c.from = append([]byte(nil), b[:n]...), from
 		c.mu.Unlock()
 	}
 	return n, from, err
+}
+
+func (c *faultConn) lastReceived() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.received)
 }
 
 func (c *faultConn) lastSent() []byte {

@@ -36,7 +36,8 @@ var ErrPayloadClosed = errors.New("rmcpplus: payload connection closed")
 // OpenPayload returns a channel for a non-IPMI payload type (SOL) carried
 // on this session, at port (0 = the session's own port). A port other than
 // the session's gets a socket of its own (Activate Payload may name one,
-// section 24.1); keys and sequence numbers stay the session's. One
+// section 24.1); keys and sequence numbers stay the session's, and the BMC
+// learns that socket's address from the first packet sent on it. One
 // PayloadConn per payload type may be open at a time.
 func (s *Session) OpenPayload(pt PayloadType, port int) (*PayloadConn, error) {
 	if err := s.Err(); err != nil {

@@ -237,7 +237,7 @@ func (srv *Server) handleDatagram(st *serveState, b []byte, from net.Addr, via n
 	}
 	if p.SessionID == 0 {
 		// Outside a session: handshake messages and pre-session IPMI
-		// requests, unauthenticated (section 13.6).
+		// requests, always unauthenticated.
 		if p.Authenticated || p.Encrypted {
 			return nil
 		}
@@ -367,8 +367,8 @@ func (srv *Server) endLocked(ss *ServerSession, why string) {
 	srv.log.Debug("rmcpplus server: session ended", "session", ss.id, "user", ss.username, "why", why)
 }
 
-// Session expiry (IPMI v2.0 section 6.12: a BMC closes a session after a
-// period of inactivity). One timer per Server fires at the earliest
+// Session expiry: a BMC closes a session after a period of inactivity (the
+// spec's session inactivity timeout). One timer per Server fires at the earliest
 // deadline; activity only moves a session's deadline, and the sweep re-arms
 // the timer for whatever is next.
 

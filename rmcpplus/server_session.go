@@ -131,7 +131,7 @@ func (ss *ServerSession) SendPayload(pt PayloadType, b []byte) error {
 
 // nextSeq takes the next outbound session sequence number: separate
 // counters for authenticated and unauthenticated packets, from 1 (section
-// 13.6).
+// 6.12.13).
 func (ss *ServerSession) nextSeq() uint32 {
 	if ss.suite.Integrity != IntegrityNone {
 		return ss.outAuth.Add(1)
@@ -146,7 +146,7 @@ func (srv *Server) sessionPacket(st *serveState, p *Packet, from net.Addr, via n
 	ss := srv.sessions[p.SessionID]
 	if ss == nil || ss.state != stateActive {
 		srv.mu.Unlock()
-		return nil // section 13.6: unknown sessions are silently ignored
+		return nil // packets of unknown sessions are silently ignored
 	}
 	window := &ss.inUnauth
 	if p.Authenticated {

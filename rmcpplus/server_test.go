@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -280,6 +281,31 @@ func TestServerUnknownSession(t *testing.T) {
 	// A sealed packet of an unknown session is ignored (section 13.6).
 	if p := answer(srv, capFreeIPMISealed); p != nil {
 		t.Fatalf("answered a packet of an unknown session: %+v", p)
+	}
+}
+
+// Sessions cost no goroutine and no timer of their own: a fakebmc process
+// runs thousands of Servers.
+func TestServerNoGoroutinePerSession(t *testing.T) {
+	cfg := testServerConfig(nil)
+	cfg.MaxSessions = 64
+	srv := NewServer(cfg)
+	defer srv.Close()
+	before := runtime.NumGoroutine()
+	for i := range 64 {
+		req := bytes.Clone(capIpmitoolOpenSession)
+		req[20] = byte(i) // console session ID
+		if r := openSessionReply(t, srv, req); r.Status != RAKPNoErrors {
+			t.Fatalf("session %d: %v", i, r.Status)
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines for 64 sessions, %d before", after, before)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.sessions) != 64 || srv.expiry == nil {
+		t.Fatalf("%d sessions, expiry timer %v", len(srv.sessions), srv.expiry)
 	}
 }
 

@@ -87,7 +87,7 @@ func cipherSuitesRequest(index uint8) []byte {
 // cipherSuitesChunk is the number of record bytes per response.
 const cipherSuitesChunk = 16
 
-// Cipher suite record bytes (section 22.15.1, Table 22-18).
+// Cipher suite record bytes (section 22.15, Table 22-18).
 const (
 	recordStandard = 0xC0 // start of a standard cipher suite record, then the suite ID
 	recordOEM      = 0xC1 // start of an OEM record, then the suite ID and 3-byte IANA

@@ -5,7 +5,7 @@ package rmcpplus
 // that reordered packets still get through, and rejects any number it has
 // already accepted (a replay or a duplicate) and any number too far behind
 // the highest one accepted. RMCP+ keeps one window for authenticated and one
-// for unauthenticated packets (section 13.6 note on separate counters).
+// for unauthenticated packets.
 //
 // The zero value is ready: no packet accepted yet. A seqWindow is not safe
 // for concurrent use; its owner serialises access.
@@ -23,7 +23,7 @@ const seqWindowSize = 32
 // before the (costly) integrity check, then accept after the check passed.
 func (w *seqWindow) check(seq uint32) bool {
 	if seq == 0 {
-		// Sequence number 0 is for pre-session packets only (section 13.6).
+		// Sequence number 0 is for packets outside a session only.
 		return false
 	}
 	ahead := seq - w.highest
