@@ -47,7 +47,10 @@ curl -fs "$base/healthz" >/dev/null || { echo "demo: obmd is not answering on $l
 
 admin() { # admin METHOD PATH [BODY]: curl with the admin credential from stdin
 	local method=$1 path=$2 body=${3:-}
-	{ printf 'user = "admin:%s"\n' "$admin_token"; [ -n "$body" ] && printf 'data = "%s"\n' "${body//\"/\\\"}"; } |
+	{
+		printf 'user = "admin:%s"\n' "$admin_token"
+		if [ -n "$body" ]; then printf 'data = "%s"\n' "${body//\"/\\\"}"; fi
+	} |
 		curl -sS -K - -X "$method" -H 'Content-Type: application/json' "$base$path"
 }
 
