@@ -80,7 +80,7 @@ func IpmitoolCommand(t testing.TB, ctx context.Context, tg Target, args ...strin
 	}
 	cmd := exec.CommandContext(ctx, bin, argv...)
 	cmd.Env = env
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
 
@@ -139,7 +139,7 @@ func run(t testing.TB, ctx context.Context, bin string, argv, env []string) Resu
 	}
 	cmd := exec.CommandContext(ctx, bin, argv...)
 	cmd.Env = env
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -154,7 +154,10 @@ func run(t testing.TB, ctx context.Context, bin string, argv, env []string) Resu
 		TimedOut: ctx.Err() != nil,
 	}
 	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) && !r.TimedOut {
+	// ErrWaitDelay: the tool exited cleanly but its output pipes stayed open
+	// past WaitDelay (seen on a loaded machine). The result stands; callers
+	// assert on its output.
+	if err != nil && !errors.As(err, &exitErr) && !errors.Is(err, exec.ErrWaitDelay) && !r.TimedOut {
 		t.Fatalf("peertest: running %s: %v", r.Args[0], err)
 	}
 	return r
