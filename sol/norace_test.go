@@ -1,0 +1,5 @@
+//go:build !race
+
+package sol
+
+const raceEnabled = false
