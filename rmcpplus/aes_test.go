@@ -11,8 +11,8 @@ import (
 // -iv 000102030405060708090a0b0c0d0e0f -nopad` of the plaintext padded by
 // hand as section 13.29 prescribes (testdata/katgen.py).
 func TestKATAESCBC128(t *testing.T) {
-	key := wireHex(t, "2b7e151628aed2a6abf7158809cf4f3c")
-	iv := wireHex(t, "000102030405060708090a0b0c0d0e0f")
+	key := mustHex("2b7e151628aed2a6abf7158809cf4f3c")
+	iv := mustHex("000102030405060708090a0b0c0d0e0f")
 	tests := []struct {
 		name    string
 		payload string
@@ -38,15 +38,15 @@ func TestKATAESCBC128(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			payload := wireHex(t, tt.payload)
-			if n := len(wireHex(t, tt.padded)) - len(payload) - 1; n != aesConfidentialityPadLen(len(payload)) {
+			payload := mustHex(tt.payload)
+			if n := len(mustHex(tt.padded)) - len(payload) - 1; n != aesConfidentialityPadLen(len(payload)) {
 				t.Fatalf("pad length %d, the written-out vector has %d", aesConfidentialityPadLen(len(payload)), n)
 			}
 			got, err := appendAESCBC128(nil, block, fixedReader(iv), payload)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := append(bytes.Clone(iv), wireHex(t, tt.openssl)...)
+			want := append(bytes.Clone(iv), mustHex(tt.openssl)...)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("encrypt\n got %x\nwant %x", got, want)
 			}
@@ -70,7 +70,7 @@ func TestWireAESPadLengths(t *testing.T) {
 // ciphertexts are made by encrypting chosen final blocks with the key, so
 // each case fails for exactly the stated reason.
 func TestWireAESRejects(t *testing.T) {
-	key := wireHex(t, "2b7e151628aed2a6abf7158809cf4f3c")
+	key := mustHex("2b7e151628aed2a6abf7158809cf4f3c")
 	block, err := newAESCBC128(key)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestWireAESRejects(t *testing.T) {
 	iv := make([]byte, 16)
 	oneBlock := func(plain string) []byte {
 		ct := make([]byte, 16)
-		block.Encrypt(ct, wireHex(t, plain)) // IV zero: C = E(P)
+		block.Encrypt(ct, mustHex(plain)) // IV zero: C = E(P)
 		return append(bytes.Clone(iv), ct...)
 	}
 	tests := []struct {

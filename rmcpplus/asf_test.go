@@ -27,7 +27,7 @@ func TestWireASFGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := wireHex(t, tt.hex)
+			b := mustHex(tt.hex)
 			var a ASFPresence
 			if err := a.DecodeFromBytes(b[4:], gopacket.NilDecodeFeedback); err != nil {
 				t.Fatal(err)
@@ -35,14 +35,8 @@ func TestWireASFGolden(t *testing.T) {
 			if a.ASFMessage != tt.want || a.HeaderIANA != ASFIANA {
 				t.Fatalf("decoded %+v (header IANA %d), want %+v", a.ASFMessage, a.HeaderIANA, tt.want)
 			}
-			buf := gopacket.NewSerializeBuffer()
-			rmcp := RMCPHeader{Sequence: RMCPSeqNoACK, Class: ClassASF}
-			if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, &rmcp, &ASFPresence{ASFMessage: tt.want}); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(buf.Bytes(), b) {
-				t.Fatalf("SerializeLayers = %x\nwant              %x", buf.Bytes(), b)
-			}
+			checkSerialize(t, gopacket.SerializeOptions{}, b,
+				&RMCPHeader{Sequence: RMCPSeqNoACK, Class: ClassASF}, &ASFPresence{ASFMessage: tt.want})
 		})
 	}
 }
@@ -50,23 +44,18 @@ func TestWireASFGolden(t *testing.T) {
 // TestWireAppendASF: our ping is the spec's, our pong byte for byte what
 // ipmi_sim sends (IANA 4542, entities 81h: IPMI supported, ASF 1.0).
 func TestWireAppendASF(t *testing.T) {
-	if got, want := AppendASFPing(nil, 0x5a), wireHex(t, asfPingGolden); !bytes.Equal(got, want) {
+	if got, want := AppendASFPing(nil, 0x5a), mustHex(asfPingGolden); !bytes.Equal(got, want) {
 		t.Errorf("AppendASFPing = %x, want %x", got, want)
 	}
-	if got, want := AppendASFPong([]byte{0xAA}, 0x5a), append([]byte{0xAA}, wireHex(t, asfPongGolden)...); !bytes.Equal(got, want) {
+	if got, want := AppendASFPong([]byte{0xAA}, 0x5a), append([]byte{0xAA}, mustHex(asfPongGolden)...); !bytes.Equal(got, want) {
 		t.Errorf("AppendASFPong = %x, want %x", got, want)
 	}
 }
 
 func TestWireASFRejects(t *testing.T) {
-	for name, h := range map[string]string{
+	testRejects(t, decodeLayer[*ASFPresence], map[string]string{
 		"7 bytes":                "000011be 80 5a 00",
 		"data length beyond end": "000011be 40 5a 00 10 000011be",
 		"pong with 4 data bytes": "000011be 40 5a 00 04 000011be",
-	} {
-		var a ASFPresence
-		if err := a.DecodeFromBytes(wireHex(t, h), gopacket.NilDecodeFeedback); err == nil {
-			t.Errorf("%s: accepted as %+v", name, a.ASFMessage)
-		}
-	}
+	})
 }

@@ -13,11 +13,7 @@ import (
 // loopback UDP with cipher suite 17: seal, send, the server opens, answers
 // and seals, the client opens and matches. Target: p50 under 100 µs.
 func BenchmarkDoRoundTrip(b *testing.B) {
-	srv := NewServer(testServerConfig(&testHandler{}))
-	addr := startServer(b, srv, nil)
-	cfg := clientConfig(addr)
-	cfg.CipherSuite = 17
-	s := dial(b, cfg)
+	s := benchSession(b)
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, 1<<16)
 	b.ReportAllocs()
@@ -33,11 +29,7 @@ func BenchmarkDoRoundTrip(b *testing.B) {
 
 // BenchmarkDoParallel: many callers share one session.
 func BenchmarkDoParallel(b *testing.B) {
-	srv := NewServer(testServerConfig(&testHandler{}))
-	addr := startServer(b, srv, nil)
-	cfg := clientConfig(addr)
-	cfg.CipherSuite = 17
-	s := dial(b, cfg)
+	s := benchSession(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetParallelism(8)
@@ -49,6 +41,13 @@ func BenchmarkDoParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchSession is a cipher suite 17 session to a test server on loopback.
+func benchSession(b *testing.B) *Session {
+	cfg := clientConfig(startServer(b, NewServer(testServerConfig(&testHandler{})), nil))
+	cfg.CipherSuite = 17
+	return dial(b, cfg)
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

@@ -1,6 +1,10 @@
 package rmcpplus
 
-import "fmt"
+import (
+	"fmt"
+
+	"obmd/ipmi"
+)
 
 // AuthAlgorithm is an RMCP+ authentication algorithm, the algorithm that
 // keys RAKP messages 2-4 and derives the session keys. IPMI v2.0 section
@@ -91,6 +95,12 @@ type CipherSuite struct {
 
 func (s CipherSuite) String() string {
 	return fmt.Sprintf("cipher suite %d (%v, %v, %v)", s.ID, s.Auth, s.Integrity, s.Confidentiality)
+}
+
+// record is the suite's entry in a Get Channel Cipher Suites answer
+// (section 22.15).
+func (s CipherSuite) record() ipmi.CipherSuiteRecord {
+	return ipmi.CipherSuiteRecord{ID: s.ID, Auth: uint8(s.Auth), Integrity: uint8(s.Integrity), Confidentiality: uint8(s.Confidentiality)}
 }
 
 // supportedSuites are the rows of IPMI v2.0 Table 22-20 ("Cipher Suite

@@ -287,8 +287,8 @@ func (s *Session) Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, da
 		}
 		return nil, err
 	}
-	if cc := ipmi.CompletionCode(rsp[0]); cc != ipmi.CCOK {
-		return nil, &ipmi.CompletionError{NetFn: netfn, Cmd: cmd, Code: cc}
+	if err := decodeResponse(netfn, cmd, rsp, nil); err != nil {
+		return nil, err
 	}
 	return rsp[1:], nil
 }
@@ -352,6 +352,19 @@ func (s *Session) exchange(ctx context.Context, mode sendMode, netfn ipmi.NetFn,
 		}
 	}
 	return nil, &timeoutError{addr: s.addrText, what: ipmi.CommandName(netfn, cmd), attempts: attempts}
+}
+
+// decodeResponse checks the completion code of rsp (the completion code and
+// data exchange returns) and decodes the data after it into data, unless
+// data is nil. A non-zero code is an *ipmi.CompletionError.
+func decodeResponse(netfn ipmi.NetFn, cmd ipmi.Command, rsp []byte, data ipmi.Codec) error {
+	if cc := ipmi.CompletionCode(rsp[0]); cc != ipmi.CCOK {
+		return &ipmi.CompletionError{NetFn: netfn, Cmd: cmd, Code: cc}
+	}
+	if data == nil {
+		return nil
+	}
+	return data.Unmarshal(rsp[1:])
 }
 
 // sendRequest frames slot.msg and writes it.
@@ -508,10 +521,8 @@ func (s *Session) Err() error {
 // releases the socket. It is idempotent and always returns nil.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
-		if sec := s.sec.Load(); sec != nil && s.Err() == nil {
-			short := min(s.cfg.Timeout, closeSessionTimeout)
-			_, err := s.exchange(context.Background(), sendInSession, ipmi.NetFnApp, ipmi.CmdCloseSession, closeSessionRequest(sec.managedID), short, 1)
-			if err != nil {
+		if s.sec.Load() != nil && s.Err() == nil {
+			if err := s.closeSession(context.Background(), min(s.cfg.Timeout, closeSessionTimeout)); err != nil {
 				s.log.Debug("Close Session not confirmed", "err", err)
 			}
 		}
@@ -522,6 +533,15 @@ func (s *Session) Close() error {
 
 // closeSessionTimeout bounds the wait for the Close Session answer.
 const closeSessionTimeout = 300 * time.Millisecond
+
+// closeSession sends Close Session for this session once (section 22.19:
+// the request names the BMC's session ID) and waits at most timeout for
+// the answer. Callers treat it as best effort.
+func (s *Session) closeSession(ctx context.Context, timeout time.Duration) error {
+	req := ipmi.CloseSessionReq{SessionID: s.sec.Load().managedID}
+	_, err := s.exchange(ctx, sendInSession, ipmi.NetFnApp, ipmi.CmdCloseSession, req.Marshal(), timeout, 1)
+	return err
+}
 
 // end ends the session once: records why, wakes every waiter, stops the
 // keepalive, closes payload channels and the socket.
@@ -572,7 +592,7 @@ func (s *Session) keepaliveDue() {
 		return
 	}
 	_, err := s.exchange(context.Background(), sendInSession, ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities,
-		authCapsRequest(s.cfg.Privilege), s.cfg.Timeout, s.attempts)
+		s.authCapsRequest(), s.cfg.Timeout, s.attempts)
 	if err != nil {
 		if s.Err() == nil {
 			s.end(&sessionLostError{addr: s.addrText, during: "keepalive", cause: err})

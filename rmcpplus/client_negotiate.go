@@ -70,18 +70,16 @@ func (s *Session) establish(ctx context.Context) error {
 	// also the liveness probe: an unreachable BMC fails here with
 	// ErrTimeout after the configured attempts.
 	rsp, err := s.exchange(ctx, sendPreSessionV15, ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities,
-		authCapsRequest(s.cfg.Privilege), s.cfg.Timeout, s.attempts)
+		s.authCapsRequest(), s.cfg.Timeout, s.attempts)
 	if err != nil {
 		return err
 	}
-	if cc := ipmi.CompletionCode(rsp[0]); cc != ipmi.CCOK {
-		return fmt.Errorf("rmcpplus: %s: %w", s.addrText, &ipmi.CompletionError{NetFn: ipmi.NetFnApp, Cmd: ipmi.CmdGetChannelAuthCapabilities, Code: cc})
-	}
-	caps, err := parseAuthCaps(rsp[1:])
-	if err != nil {
+	var caps ipmi.GetChannelAuthCapabilitiesRsp
+	if err := decodeResponse(ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities, rsp, &caps); err != nil {
 		return fmt.Errorf("rmcpplus: %s: %w", s.addrText, err)
 	}
-	if !caps.supportsRMCPPlus() {
+	// Byte 3 bit 7 says the extended data (byte 5) is there at all.
+	if !caps.ExtendedCapabilities || !caps.SupportsV20 {
 		return fmt.Errorf("rmcpplus: %s does not support IPMI v2.0 (RMCP+) sessions on this channel", s.addrText)
 	}
 
@@ -106,20 +104,29 @@ func (s *Session) establish(ctx context.Context) error {
 
 	// Section 22.18: the session starts below the privilege asked for in
 	// RAKP 1; raise it explicitly.
+	setPriv := ipmi.SetSessionPrivilegeLevelReq{Level: s.cfg.Privilege}
 	rsp, err = s.exchange(ctx, sendInSession, ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel,
-		[]byte{byte(s.cfg.Privilege)}, s.cfg.Timeout, s.attempts)
-	if err == nil && ipmi.CompletionCode(rsp[0]) != ipmi.CCOK {
-		err = &ipmi.CompletionError{NetFn: ipmi.NetFnApp, Cmd: ipmi.CmdSetSessionPrivilegeLevel, Code: ipmi.CompletionCode(rsp[0])}
+		setPriv.Marshal(), s.cfg.Timeout, s.attempts)
+	if err == nil {
+		err = decodeResponse(ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, rsp, nil)
 	}
-	if err == nil && (len(rsp) < 2 || ipmi.PrivilegeLevel(rsp[1]&0x0F) != s.cfg.Privilege) {
+	var granted ipmi.SetSessionPrivilegeLevelRsp
+	if err == nil && (granted.Unmarshal(rsp[1:]) != nil || granted.Level != s.cfg.Privilege) {
 		err = fmt.Errorf("BMC answered Set Session Privilege Level with % X, not %v", rsp[1:], s.cfg.Privilege)
 	}
 	if err != nil {
-		sec := s.sec.Load()
-		_, _ = s.exchange(ctx, sendInSession, ipmi.NetFnApp, ipmi.CmdCloseSession, closeSessionRequest(sec.managedID), closeSessionTimeout, 1)
+		_ = s.closeSession(ctx, closeSessionTimeout)
 		return fmt.Errorf("rmcpplus: %s: setting the session privilege to %v: %w", s.addrText, s.cfg.Privilege, err)
 	}
 	return nil
+}
+
+// authCapsRequest is the Get Channel Authentication Capabilities request
+// (section 22.13) of the handshake and of the keepalive: this channel, with
+// the IPMI v2.0+ extended data, at the session's privilege.
+func (s *Session) authCapsRequest() []byte {
+	req := ipmi.GetChannelAuthCapabilitiesReq{Channel: ipmi.ChannelCurrent, ExtendedData: true, MaxPrivilege: s.cfg.Privilege}
+	return req.Marshal()
 }
 
 // negotiableSuites asks the BMC which cipher suites it offers (section
@@ -147,29 +154,43 @@ func (s *Session) negotiableSuites(ctx context.Context) ([]uint8, error) {
 	return try, nil
 }
 
-// fetchCipherSuites reads the whole cipher suite record list, 16 bytes per
-// request, and returns the suite IDs in it.
+// fetchCipherSuites reads the whole cipher suite record list, one 16-byte
+// page per request, and returns the standard suite IDs in it.
 func (s *Session) fetchCipherSuites(ctx context.Context) ([]uint8, error) {
 	var records []byte
 	for index := range uint8(0x40) {
+		req := ipmi.GetChannelCipherSuitesReq{Channel: ipmi.ChannelCurrent, PayloadType: uint8(PayloadIPMI),
+			ListByAlgorithm: true, ListIndex: index}
 		rsp, err := s.exchange(ctx, sendPreSessionV15, ipmi.NetFnApp, ipmi.CmdGetChannelCipherSuites,
-			cipherSuitesRequest(index), cipherSuitesTimeout, cipherSuitesAttempts)
+			req.Marshal(), cipherSuitesTimeout, cipherSuitesAttempts)
 		if err != nil {
 			return nil, err
 		}
-		if cc := ipmi.CompletionCode(rsp[0]); cc != ipmi.CCOK {
-			return nil, &ipmi.CompletionError{NetFn: ipmi.NetFnApp, Cmd: ipmi.CmdGetChannelCipherSuites, Code: cc}
+		var page ipmi.GetChannelCipherSuitesRsp
+		if err := decodeResponse(ipmi.NetFnApp, ipmi.CmdGetChannelCipherSuites, rsp, &page); err != nil {
+			return nil, err
 		}
-		if len(rsp) < 2 {
-			return nil, errors.New("Get Channel Cipher Suites response without a channel number")
-		}
-		chunk := rsp[2:]
-		records = append(records, chunk...)
-		if len(chunk) < cipherSuitesChunk {
+		records = append(records, page.Records...)
+		if len(page.Records) < ipmi.CipherSuitePageSize {
 			break
 		}
 	}
-	return parseCipherSuiteIDs(records), nil
+	return standardSuiteIDs(records)
+}
+
+// standardSuiteIDs returns the IDs of the standard cipher suite records in
+// records (section 22.15, Table 22-19). OEM records are left out: their IDs
+// mean something only to their vendor, so the client never picks one.
+func standardSuiteIDs(records []byte) ([]uint8, error) {
+	recs, err := ipmi.ParseCipherSuiteRecords(records)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint8
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
 }
 
 // openSession runs Open Session and RAKP 1-4 with one cipher suite and, on

@@ -155,6 +155,32 @@ func TestNegotiation(t *testing.T) {
 	}
 }
 
+// The client chooses among standard suites only. Records per IPMI v2.0
+// Table 22-19: C0h, suite ID, then the tagged algorithms; an OEM record is
+// C1h, suite ID, 3-byte IANA, then the algorithms.
+func TestStandardSuiteIDs(t *testing.T) {
+	tests := []struct {
+		name    string
+		records []byte
+		want    []uint8
+		wantErr bool
+	}{
+		{"suites 17 and 3", mustHex("c0 11 03 44 81 c0 03 01 41 81"), []uint8{17, 3}, false},
+		{"OEM suite 17 (IANA 343) is left out", mustHex("c0 03 01 41 81 c1 11 570100 03 44 81"), []uint8{3}, false},
+		{"empty list", nil, nil, false},
+		{"no start of record", mustHex("11 03 44 81"), nil, true},
+		{"record without a confidentiality algorithm", mustHex("c0 11 03 44"), nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := standardSuiteIDs(tt.records)
+			if (err != nil) != tt.wantErr || !bytes.Equal(got, tt.want) {
+				t.Fatalf("standardSuiteIDs(% X) = %v, %v; want %v, error %v", tt.records, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestDialAuthenticationErrors(t *testing.T) {
 	t.Parallel()
 	addr := startServer(t, NewServer(testServerConfig(&testHandler{})), nil)
@@ -220,21 +246,16 @@ func TestOperatorSession(t *testing.T) {
 
 func TestDialUnreachable(t *testing.T) {
 	t.Parallel()
-	// A bound socket that never answers.
-	silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	cfg := clientConfig(silent.LocalAddr().String())
+	addr := silentBMC(t)
+	cfg := clientConfig(addr)
 	cfg.Timeout, cfg.Retries = 100*time.Millisecond, 2
 	start := time.Now()
-	_, err = Dial(context.Background(), cfg)
+	_, err := Dial(context.Background(), cfg)
 	elapsed := time.Since(start)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Dial: %v, want ErrTimeout", err)
 	}
-	want := "rmcpplus: timeout: no answer from " + silent.LocalAddr().String() + " to Get Channel Authentication Capabilities after 3 attempts"
+	want := "rmcpplus: timeout: no answer from " + addr + " to Get Channel Authentication Capabilities after 3 attempts"
 	if err.Error() != want {
 		t.Fatalf("error:\n got %s\nwant %s", err, want)
 	}
@@ -245,14 +266,9 @@ func TestDialUnreachable(t *testing.T) {
 
 func TestDialContextCanceled(t *testing.T) {
 	t.Parallel()
-	silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	cfg := clientConfig(silent.LocalAddr().String())
+	cfg := clientConfig(silentBMC(t))
 	cfg.Timeout = 10 * time.Second
 	if _, err := Dial(ctx, cfg); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Dial: %v, want context.DeadlineExceeded", err)

@@ -113,6 +113,25 @@ func startServer(t testing.TB, srv *Server, wrap func(net.PacketConn) net.Packet
 	return addr
 }
 
+// silentBMC returns the address of a bound UDP socket that never answers.
+func silentBMC(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc.LocalAddr().String()
+}
+
+// sessionCount is the number of sessions in srv's table, half-open ones
+// included.
+func sessionCount(srv *Server) int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}
+
 func clientConfig(addr string) ClientConfig {
 	return ClientConfig{Addr: addr, Username: "admin", Password: []byte("secret"), Timeout: 200 * time.Millisecond, Logger: testLogger()}
 }

@@ -27,14 +27,14 @@ func TestWireSplitIntegrityTrailer(t *testing.T) {
 		trailer []byte
 		want    []byte // nil: error
 	}{
-		{"pad 2, HMAC-SHA1-96", append(wireHex(t, "ffff 02 07"), code12...), code12},
-		{"pad 0, HMAC-SHA1-96", append(wireHex(t, "00 07"), code12...), code12},
-		{"pad 3, HMAC-SHA256-128", append(wireHex(t, "ffffff 03 07"), code16...), code16},
-		{"pad length disagrees", append(wireHex(t, "ffff 01 07"), code12...), nil},
-		{"next header not 07", append(wireHex(t, "ffff 02 06"), code12...), nil},
-		{"too short", wireHex(t, "ffff0207aabb"), nil},
+		{"pad 2, HMAC-SHA1-96", append(mustHex("ffff 02 07"), code12...), code12},
+		{"pad 0, HMAC-SHA1-96", append(mustHex("00 07"), code12...), code12},
+		{"pad 3, HMAC-SHA256-128", append(mustHex("ffffff 03 07"), code16...), code16},
+		{"pad length disagrees", append(mustHex("ffff 01 07"), code12...), nil},
+		{"next header not 07", append(mustHex("ffff 02 06"), code12...), nil},
+		{"too short", mustHex("ffff0207aabb"), nil},
 		{"empty", nil, nil},
-		{"too long", append(wireHex(t, "ffffffff 04 07"), code16...), nil},
+		{"too long", append(mustHex("ffffffff 04 07"), code16...), nil},
 	}
 	for _, tt := range tests {
 		got, err := splitIntegrityTrailer(tt.trailer)

@@ -12,21 +12,10 @@ import (
 	"testing"
 )
 
-// wireHex decodes hex written with optional spaces and "|" field markers.
-func wireHex(t testing.TB, s string) []byte {
-	t.Helper()
-	s = strings.NewReplacer(" ", "", "|", "", "\n", "", "\t", "").Replace(s)
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
 func wire16(t testing.TB, s string) [16]byte {
 	t.Helper()
 	var a [16]byte
-	if b := wireHex(t, s); copy(a[:], b) != 16 || len(b) != 16 {
+	if b := mustHex(s); copy(a[:], b) != 16 || len(b) != 16 {
 		t.Fatalf("%q is not 16 bytes", s)
 	}
 	return a
@@ -115,7 +104,7 @@ func TestKATOracleInputs(t *testing.T) {
 		t.Run(v.auth.String(), func(t *testing.T) {
 			check := func(name string, key []byte, input, want string, n int) {
 				m := hmac.New(v.hash, key)
-				m.Write(wireHex(t, input))
+				m.Write(mustHex(input))
 				if got := hex.EncodeToString(m.Sum(nil)[:n]); got != want {
 					t.Errorf("%s: oracle input hashes to %s, vector says %s", name, got, want)
 				}
@@ -124,8 +113,8 @@ func TestKATOracleInputs(t *testing.T) {
 			check("RAKP2", []byte(katPassword), katRAKP2Input, v.rakp2, full)
 			check("RAKP3", []byte(katPassword), katRAKP3Input, v.rakp3, full)
 			check("SIK", []byte(katPassword), katSIKInput, v.sik, full)
-			check("SIK/Kg", wireHex(t, katKg), katSIKInput, v.sikKg, full)
-			check("RAKP4", wireHex(t, v.sik), katRAKP4Input, v.rakp4, len(v.rakp4)/2)
+			check("SIK/Kg", mustHex(katKg), katSIKInput, v.sikKg, full)
+			check("RAKP4", mustHex(v.sik), katRAKP4Input, v.rakp4, len(v.rakp4)/2)
 		})
 	}
 }
@@ -147,8 +136,8 @@ func TestKATRAKPAuthCodes(t *testing.T) {
 				{"RAKP3 auth code", RAKP3AuthCode(v.auth, pw, rc, katConsoleSID, katRole, katUsername), v.rakp3},
 				{"SIK from password", DeriveSIK(v.auth, SIKKey(nil, pw), rm, rc, katRole, katUsername), v.sik},
 				{"SIK from all-zero Kg", DeriveSIK(v.auth, SIKKey(make([]byte, 20), pw), rm, rc, katRole, katUsername), v.sik},
-				{"SIK from Kg", DeriveSIK(v.auth, SIKKey(wireHex(t, katKg), pw), rm, rc, katRole, katUsername), v.sikKg},
-				{"RAKP4 integrity check value", RAKP4IntegrityCheck(v.auth, wireHex(t, v.sik), rm, katManagedSID, guid), v.rakp4},
+				{"SIK from Kg", DeriveSIK(v.auth, SIKKey(mustHex(katKg), pw), rm, rc, katRole, katUsername), v.sikKg},
+				{"RAKP4 integrity check value", RAKP4IntegrityCheck(v.auth, mustHex(v.sik), rm, katManagedSID, guid), v.rakp4},
 			}
 			for _, tt := range tests {
 				if got := hex.EncodeToString(tt.got); got != tt.want {
@@ -177,7 +166,7 @@ func TestKATSessionKeys(t *testing.T) {
 	for _, v := range katSuites {
 		t.Run(v.auth.String(), func(t *testing.T) {
 			suite, _ := CipherSuiteByID(v.fullSuite)
-			k := NewSessionKeys(suite, wireHex(t, v.sik))
+			k := NewSessionKeys(suite, mustHex(v.sik))
 			if got := hex.EncodeToString(k.K1); got != v.k1 {
 				t.Errorf("K1 = %s, want %s", got, v.k1)
 			}
@@ -225,31 +214,38 @@ type fixedReader []byte
 
 func (r fixedReader) Read(p []byte) (int, error) { return copy(p, r), nil }
 
+// checkSealed seals payload as IPMI packet 1 of session katManagedSID,
+// appending to prefix, checks the packet is want after the prefix, and
+// opens it back to payload.
+func checkSealed(t *testing.T, k *SessionKeys, prefix, payload, want []byte) {
+	t.Helper()
+	got, err := k.AppendSealed(bytes.Clone(prefix), PayloadIPMI, katManagedSID, 1, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole := append(bytes.Clone(prefix), want...); !bytes.Equal(got, whole) {
+		t.Fatalf("sealed\n got %x\nwant %x", got, whole)
+	}
+	p, err := ParsePacket(got[len(prefix):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := k.Open(p)
+	if err != nil || !bytes.Equal(plain, payload) {
+		t.Fatalf("Open = %x, %v; want %x", plain, err, payload)
+	}
+}
+
 // TestKATSealIntegrity seals the written-out packet of katgen.py with
 // suites 2 and 16 (integrity, no encryption) and compares every byte.
 func TestKATSealIntegrity(t *testing.T) {
-	payload := wireHex(t, "2000e08104017a") // Get Chassis Status request
+	payload := mustHex("2000e08104017a") // Get Chassis Status request
 	for _, v := range katSuites {
 		t.Run(v.auth.String(), func(t *testing.T) {
 			suite, _ := CipherSuiteByID(v.integritySuite)
-			k := NewSessionKeys(suite, wireHex(t, v.sik))
-			got, err := k.AppendSealed(nil, PayloadIPMI, katManagedSID, 1, payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := wireHex(t, "0600ff07 | 06 | 40 | 88776655 | 01000000 | 0700 | 2000e08104017a |"+
-				"ffffff | 03 | 07 |"+v.integrityAuthCode)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("sealed\n got %x\nwant %x", got, want)
-			}
-			p, err := ParsePacket(got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain, err := k.Open(p)
-			if err != nil || !bytes.Equal(plain, payload) {
-				t.Fatalf("Open = %x, %v; want %x", plain, err, payload)
-			}
+			k := NewSessionKeys(suite, mustHex(v.sik))
+			checkSealed(t, k, nil, payload, mustHex("0600ff07 | 06 | 40 | 88776655 | 01000000 | 0700 | 2000e08104017a |"+
+				"ffffff | 03 | 07 |"+v.integrityAuthCode))
 		})
 	}
 }
@@ -257,30 +253,15 @@ func TestKATSealIntegrity(t *testing.T) {
 // TestKATSealEncrypted seals with suites 3 and 17 and a fixed IV: AES
 // ciphertext from openssl, AuthCode from Python's hmac.
 func TestKATSealEncrypted(t *testing.T) {
-	payload := wireHex(t, "2000e08104017a")
+	payload := mustHex("2000e08104017a")
 	iv := "00112233445566778899aabbccddeeff"
 	for _, v := range katSuites {
 		t.Run(v.auth.String(), func(t *testing.T) {
 			suite, _ := CipherSuiteByID(v.fullSuite)
-			k := NewSessionKeys(suite, wireHex(t, v.sik))
-			k.Rand = fixedReader(wireHex(t, iv))
-			got, err := k.AppendSealed([]byte("prefix"), PayloadIPMI, katManagedSID, 1, payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := wireHex(t, hex.EncodeToString([]byte("prefix"))+"| 0600ff07 | 06 | c0 | 88776655 | 01000000 | 2000 |"+
-				iv+"|"+v.sealedCT+"| ffff | 02 | 07 |"+v.sealedAuth)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("sealed\n got %x\nwant %x", got, want)
-			}
-			p, err := ParsePacket(got[len("prefix"):])
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain, err := k.Open(p)
-			if err != nil || !bytes.Equal(plain, payload) {
-				t.Fatalf("Open = %x, %v; want %x", plain, err, payload)
-			}
+			k := NewSessionKeys(suite, mustHex(v.sik))
+			k.Rand = fixedReader(mustHex(iv))
+			checkSealed(t, k, []byte("prefix"), payload, mustHex("0600ff07 | 06 | c0 | 88776655 | 01000000 | 2000 |"+
+				iv+"|"+v.sealedCT+"| ffff | 02 | 07 |"+v.sealedAuth))
 		})
 	}
 }
@@ -292,8 +273,8 @@ func TestWireOpenRejects(t *testing.T) {
 	suite17, _ := CipherSuiteByID(17)
 	suite16, _ := CipherSuiteByID(16)
 	suite0, _ := CipherSuiteByID(0)
-	k := NewSessionKeys(suite17, wireHex(t, v.sik))
-	payload := wireHex(t, "2000e08104017a")
+	k := NewSessionKeys(suite17, mustHex(v.sik))
+	payload := mustHex("2000e08104017a")
 	good, err := k.AppendSealed(nil, PayloadIPMI, katManagedSID, 7, payload)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +297,7 @@ func TestWireOpenRejects(t *testing.T) {
 		{"wrong keys", NewSessionKeys(suite17, []byte("another SIK")), good, ErrIntegrity},
 		{"unauthenticated in integrity session", k, AppendV2(nil, PayloadIPMI, katManagedSID, 7, payload), nil},
 		{"authenticated in suite 0", NewSessionKeys(suite0, nil), good, nil},
-		{"encrypted in suite 16", NewSessionKeys(suite16, wireHex(t, v.sik)), good, nil},
+		{"encrypted in suite 16", NewSessionKeys(suite16, mustHex(v.sik)), good, nil},
 		{"v1.5 packet", k, AppendV15(nil, 0, 0, payload), nil},
 	}
 	for _, tt := range tests {
@@ -342,13 +323,13 @@ func TestWireOpenRejects(t *testing.T) {
 func TestWireOpenBadPad(t *testing.T) {
 	v := katSuites[0]
 	suite3, _ := CipherSuiteByID(3)
-	k := NewSessionKeys(suite3, wireHex(t, v.sik))
+	k := NewSessionKeys(suite3, mustHex(v.sik))
 	block, err := newAESCBC128(k.K2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	iv := make([]byte, 16)
-	plain := wireHex(t, "2000e08104017a 0102030405060709 08") // pad byte 8 should be 08
+	plain := mustHex("2000e08104017a 0102030405060709 08") // pad byte 8 should be 08
 	ct := make([]byte, 16)
 	// One CBC block by hand: E(P xor IV), IV zero.
 	block.Encrypt(ct, plain)
@@ -414,10 +395,10 @@ func TestWireSealFreshIV(t *testing.T) {
 
 func FuzzOpen(f *testing.F) {
 	suite, _ := CipherSuiteByID(17)
-	k := NewSessionKeys(suite, wireHex(f, katSuites[1].sik))
+	k := NewSessionKeys(suite, mustHex(katSuites[1].sik))
 	// A fixed IV: fuzz workers rebuild this seed and must get the same bytes.
-	k.Rand = fixedReader(wireHex(f, "00112233445566778899aabbccddeeff"))
-	seed, err := k.AppendSealed(nil, PayloadIPMI, katManagedSID, 1, wireHex(f, "2000e08104017a"))
+	k.Rand = fixedReader(mustHex("00112233445566778899aabbccddeeff"))
+	seed, err := k.AppendSealed(nil, PayloadIPMI, katManagedSID, 1, mustHex("2000e08104017a"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -427,7 +408,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add(AppendV2(nil, PayloadIPMI, 1, 1, []byte{1, 2, 3}))
-	f.Add(wireHex(f, "0600ff07 06c0 88776655 01000000 2000"+strings.Repeat("00", 32)+"ffff0207"+strings.Repeat("00", 16)))
+	f.Add(mustHex("0600ff07 06c0 88776655 01000000 2000" + strings.Repeat("00", 32) + "ffff0207" + strings.Repeat("00", 16)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParsePacket(b)
 		if err != nil {

@@ -83,10 +83,7 @@ func TestIdleExpiry(t *testing.T) {
 			if !isClosed(ss.Done()) {
 				t.Fatal("session still open after 61 s idle")
 			}
-			srv.mu.Lock()
-			n := len(srv.sessions)
-			srv.mu.Unlock()
-			if n != 0 {
+			if n := sessionCount(srv); n != 0 {
 				t.Fatalf("%d sessions left in the table", n)
 			}
 		})

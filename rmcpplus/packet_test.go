@@ -45,11 +45,11 @@ func TestWireParsePacketGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := ParsePacket(wireHex(t, tt.hex))
+			p, err := ParsePacket(mustHex(tt.hex))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(p.Payload, wireHex(t, tt.pl)) || !bytes.Equal(p.AuthCode, wireHex(t, tt.code)) {
+			if !bytes.Equal(p.Payload, mustHex(tt.pl)) || !bytes.Equal(p.AuthCode, mustHex(tt.code)) {
 				t.Fatalf("payload %x auth code %x, want %s and %s", p.Payload, p.AuthCode, tt.pl, tt.code)
 			}
 			got := *p
@@ -62,7 +62,7 @@ func TestWireParsePacketGolden(t *testing.T) {
 }
 
 func TestWireParsePacketASF(t *testing.T) {
-	p, err := ParsePacket(wireHex(t, asfPongGolden))
+	p, err := ParsePacket(mustHex(asfPongGolden))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestWireParsePacketRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := ParsePacket(wireHex(t, tt.hex))
+			p, err := ParsePacket(mustHex(tt.hex))
 			if err == nil {
 				t.Fatalf("accepted as %+v", p)
 			}
@@ -105,10 +105,10 @@ func TestWireParsePacketRejects(t *testing.T) {
 // previous datagram.
 func TestWireUnmarshalResets(t *testing.T) {
 	var p Packet
-	if err := p.Unmarshal(wireHex(t, v2SealedGolden)); err != nil {
+	if err := p.Unmarshal(mustHex(v2SealedGolden)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Unmarshal(wireHex(t, asfPingGolden)); err != nil {
+	if err := p.Unmarshal(mustHex(asfPingGolden)); err != nil {
 		t.Fatal(err)
 	}
 	if p.Authenticated || p.Encrypted || p.AuthCode != nil || p.signed != nil || p.Payload != nil || p.SessionID != 0 {
@@ -119,7 +119,7 @@ func TestWireUnmarshalResets(t *testing.T) {
 // TestWireParsePacketAllocs: the hot path (reused Packet) allocates
 // nothing.
 func TestWireParsePacketAllocs(t *testing.T) {
-	b := wireHex(t, v2SealedGolden)
+	b := mustHex(v2SealedGolden)
 	var p Packet
 	if n := testing.AllocsPerRun(100, func() { _ = p.Unmarshal(b) }); n != 0 {
 		t.Fatalf("Packet.Unmarshal allocates %v times", n)
@@ -129,7 +129,7 @@ func TestWireParsePacketAllocs(t *testing.T) {
 func FuzzParsePacket(f *testing.F) {
 	for _, h := range []string{v15RequestGolden, v15ResponseGolden, v15MD5Golden, v2OpenSessionGolden,
 		v2SealedGolden, v2AuthenticatedGolden, v2OEMGolden, asfPingGolden, asfPongGolden} {
-		f.Add(wireHex(f, h))
+		f.Add(mustHex(h))
 	}
 	for _, c := range wireCaptures(f, "testdata/ipmitool-suite3.pcap") {
 		f.Add(c.data)

@@ -1,15 +1,8 @@
 package rmcpplus
 
-import (
-	"bytes"
-	"testing"
-)
+import "testing"
 
-var rakp1Golden = []struct {
-	name string
-	hex  string
-	want RAKP1
-}{
+var rakp1Golden = []wireGolden[RAKP1]{
 	{
 		name: "ipmitool, admin with name-only lookup",
 		hex:  "00 000000 02000000 fc55a1a379aef1ce8cb48f8908eafcdb 14 0000 05 61646d696e",
@@ -29,40 +22,14 @@ var rakp1Golden = []struct {
 	},
 }
 
-func TestWireRAKP1Golden(t *testing.T) {
-	for _, tt := range rakp1Golden {
-		t.Run(tt.name, func(t *testing.T) {
-			b := wireHex(t, tt.hex)
-			var got RAKP1
-			if err := got.Unmarshal(b); err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Fatalf("decoded %+v\nwant    %+v", got, tt.want)
-			}
-			if m := tt.want.Marshal(); !bytes.Equal(m, b) {
-				t.Fatalf("Marshal = %x\nwant      %x", m, b)
-			}
-		})
-	}
-}
+func TestWireRAKP1Golden(t *testing.T) { testGolden(t, rakp1Golden) }
 
 func TestWireRAKP1Rejects(t *testing.T) {
-	for name, h := range map[string]string{
+	testRejects(t, (*RAKP1).Unmarshal, map[string]string{
 		"27 bytes":            "00 000000 02000000 fc55a1a379aef1ce8cb48f8908eafcdb 14 0000",
 		"name cut short":      "00 000000 02000000 fc55a1a379aef1ce8cb48f8908eafcdb 14 0000 05 61646d69",
 		"17-byte name length": "00 000000 02000000 fc55a1a379aef1ce8cb48f8908eafcdb 14 0000 11 6161616161616161616161616161616161",
-	} {
-		var m RAKP1
-		if err := m.Unmarshal(wireHex(t, h)); err == nil {
-			t.Errorf("%s: accepted as %+v", name, m)
-		}
-	}
+	})
 }
 
-func FuzzRAKP1Unmarshal(f *testing.F) {
-	for _, g := range rakp1Golden {
-		f.Add(wireHex(f, g.hex))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[RAKP1](t, b) })
-}
+func FuzzRAKP1Unmarshal(f *testing.F) { fuzzRoundTrip(f, rakp1Golden) }

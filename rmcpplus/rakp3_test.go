@@ -1,16 +1,8 @@
 package rmcpplus
 
-import (
-	"bytes"
-	"reflect"
-	"testing"
-)
+import "testing"
 
-var rakp3Golden = []struct {
-	name string
-	hex  string
-	want RAKP3
-}{
+var rakp3Golden = []wireGolden[RAKP3]{
 	{
 		name: "ipmitool, RAKP-HMAC-SHA1",
 		hex:  "00 00 0000 02000000 | 2ffc32526a9af1374e366f0827c86a2a05ecd659",
@@ -24,34 +16,10 @@ var rakp3Golden = []struct {
 	},
 }
 
-func TestWireRAKP3Golden(t *testing.T) {
-	for _, tt := range rakp3Golden {
-		t.Run(tt.name, func(t *testing.T) {
-			b := wireHex(t, tt.hex)
-			var got RAKP3
-			if err := got.Unmarshal(b); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("decoded %+v\nwant    %+v", got, tt.want)
-			}
-			if m := tt.want.Marshal(); !bytes.Equal(m, b) {
-				t.Fatalf("Marshal = %x\nwant      %x", m, b)
-			}
-		})
-	}
-}
+func TestWireRAKP3Golden(t *testing.T) { testGolden(t, rakp3Golden) }
 
 func TestWireRAKP3Rejects(t *testing.T) {
-	var m RAKP3
-	if err := m.Unmarshal(wireHex(t, "00 00 0000 020000")); err == nil {
-		t.Errorf("7 bytes accepted as %+v", m)
-	}
+	testRejects(t, (*RAKP3).Unmarshal, map[string]string{"7 bytes": "00 00 0000 020000"})
 }
 
-func FuzzRAKP3Unmarshal(f *testing.F) {
-	for _, g := range rakp3Golden {
-		f.Add(wireHex(f, g.hex))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) { roundTrip[RAKP3](t, b) })
-}
+func FuzzRAKP3Unmarshal(f *testing.F) { fuzzRoundTrip(f, rakp3Golden) }

@@ -27,7 +27,7 @@ func TestWireRMCPHeaderGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := wireHex(t, tt.hex)
+			b := mustHex(tt.hex)
 			var h RMCPHeader
 			if err := h.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
 				t.Fatal(err)
@@ -41,27 +41,16 @@ func TestWireRMCPHeaderGolden(t *testing.T) {
 			if !bytes.Equal(h.LayerContents(), b[:4]) || !bytes.Equal(h.LayerPayload(), b[4:]) {
 				t.Fatal("contents/payload split is not at byte 4")
 			}
-			buf := gopacket.NewSerializeBuffer()
-			if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, &tt.want); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(buf.Bytes(), b[:4]) {
-				t.Fatalf("SerializeTo = %x, want %x", buf.Bytes(), b[:4])
-			}
+			checkSerialize(t, gopacket.SerializeOptions{}, b[:4], &tt.want)
 		})
 	}
 }
 
 func TestWireRMCPHeaderRejects(t *testing.T) {
-	for name, h := range map[string]string{
+	testRejects(t, decodeLayer[*RMCPHeader], map[string]string{
 		"3 bytes":          "0600ff",
 		"RMCP version 05h": "0500ff07",
-	} {
-		var r RMCPHeader
-		if err := r.DecodeFromBytes(wireHex(t, h), gopacket.NilDecodeFeedback); err == nil {
-			t.Errorf("%s: accepted as %+v", name, r)
-		}
-	}
+	})
 }
 
 // TestWireGopacketDecode runs whole datagrams through gopacket.NewPacket,
@@ -82,7 +71,7 @@ func TestWireGopacketDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := gopacket.NewPacket(wireHex(t, tt.hex), LayerTypeRMCP, gopacket.Default)
+			p := gopacket.NewPacket(mustHex(tt.hex), LayerTypeRMCP, gopacket.Default)
 			if el := p.ErrorLayer(); el != nil {
 				t.Fatalf("decode error: %v", el.Error())
 			}

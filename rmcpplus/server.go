@@ -102,12 +102,17 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.AllowSuite0 && !slices.Contains(offered, 0) {
 		offered = append(offered, 0)
 	}
+	records := make([]ipmi.CipherSuiteRecord, len(offered))
+	for i, id := range offered {
+		cs, _ := CipherSuiteByID(id)
+		records[i] = cs.record()
+	}
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		offered:   offered,
-		suiteList: cipherSuiteRecords(offered),
-		algList:   cipherSuiteAlgorithms(offered),
+		suiteList: ipmi.AppendCipherSuiteRecords(nil, records),
+		algList:   algorithmList(records),
 		sessions:  make(map[uint32]*ServerSession),
 		conns:     make(map[net.PacketConn]struct{}),
 	}
@@ -275,7 +280,7 @@ func (srv *Server) preSessionIPMI(st *serveState, payload []byte, v2 bool) []byt
 	default:
 		return nil
 	}
-	st.msg = appendResponse(st.msg[:0], req, cc, data)
+	st.msg = ipmi.NewResponse(req, cc, data).AppendTo(st.msg[:0])
 	if v2 {
 		st.out = AppendV2(st.out[:0], PayloadIPMI, 0, 0, st.msg)
 	} else {
@@ -284,61 +289,85 @@ func (srv *Server) preSessionIPMI(st *serveState, payload []byte, v2 bool) []byt
 	return st.out
 }
 
-// appendResponse appends the response message to req (section 13.8):
-// addresses and LUNs swapped, the response NetFn, req's rqSeq and command,
-// then the completion code and data.
-func appendResponse(b []byte, req *ipmi.Message, cc ipmi.CompletionCode, data []byte) []byte {
-	start := len(b)
-	b = append(b, req.SrcAddr, uint8(req.NetFn.Response())<<2|req.SrcLUN&3)
-	b = append(b, ipmi.Checksum(b[start:]))
-	mid := len(b)
-	b = append(b, req.DstAddr, req.Seq<<2|req.DstLUN&3, uint8(req.Cmd), uint8(cc))
-	b = append(b, data...)
-	return append(b, ipmi.Checksum(b[mid:]))
+// lanChannel is the channel number of this BMC's LAN channel, the one
+// its answers name (IPMI v2.0 section 6.3: 0Eh in a request means "this
+// channel").
+const lanChannel = 0x01
+
+// isThisChannel reports whether a request's channel number means the
+// channel it arrived on.
+func isThisChannel(ch uint8) bool { return ch == ipmi.ChannelCurrent || ch == lanChannel }
+
+// decodeRequest decodes the first n bytes of a request's data (the
+// command's length in the spec) into req; bytes after them are ignored, not
+// refused. It returns the completion code of a request that does not decode
+// (0xC7 when it is too short), else 0x00.
+func decodeRequest(req ipmi.Codec, data []byte, n int) ipmi.CompletionCode {
+	return ipmi.CompletionCodeFor(req.Unmarshal(data[:min(len(data), n)]))
 }
 
 // authCaps answers Get Channel Authentication Capabilities (section
-// 22.13) with the IPMI v2.0 extended data: RMCP+ supported, non-null user
-// names, and whether a non-zero Kg is set.
-func (srv *Server) authCaps(req []byte) (ipmi.CompletionCode, []byte) {
-	if len(req) < 2 {
-		return ipmi.CCDataLengthInvalid, nil
+// 22.13) with the IPMI v2.0 extended data: RMCP+ supported, no IPMI v1.5
+// authentication types, non-null user names, and whether a non-zero Kg is
+// set.
+func (srv *Server) authCaps(data []byte) (ipmi.CompletionCode, []byte) {
+	var req ipmi.GetChannelAuthCapabilitiesReq
+	if cc := decodeRequest(&req, data, 2); cc != ipmi.CCOK {
+		return cc, nil
 	}
-	if ch := req[0] & 0x0F; ch != channelCurrent && ch != lanChannel {
+	if !isThisChannel(req.Channel) {
 		return ipmi.CCInvalidDataField, nil
 	}
-	if p := ipmi.PrivilegeLevel(req[1] & 0x0F); p < ipmi.PrivilegeCallback || p > ipmi.PrivilegeOEM {
+	if p := req.MaxPrivilege; p < ipmi.PrivilegeCallback || p > ipmi.PrivilegeOEM {
 		return ipmi.CCInvalidDataField, nil
 	}
-	status := uint8(authCapsNonNullUsernames)
-	if len(SIKKey(srv.cfg.Kg, nil)) > 0 {
-		status |= 0x20 // byte 3 bit 5: Kg is set to a non-zero value
+	rsp := ipmi.GetChannelAuthCapabilitiesRsp{
+		Channel:              lanChannel,
+		ExtendedCapabilities: true,
+		KgStatus:             len(SIKKey(srv.cfg.Kg, nil)) > 0,
+		NonNullUsers:         true,
+		SupportsV20:          true,
 	}
-	caps := channelAuthCaps{
-		Channel:   lanChannel,
-		AuthTypes: authCapsExtendedAvailable,
-		Status:    status,
-		Extended:  authCapsIPMI20,
-	}
-	return ipmi.CCOK, caps.appendTo(nil)
+	return ipmi.CCOK, rsp.Marshal()
 }
 
-// cipherSuites answers Get Channel Cipher Suites (section 22.15): 16-byte
-// chunk "list index" of the records, fewer bytes in the last chunk.
-func (srv *Server) cipherSuites(req []byte) (ipmi.CompletionCode, []byte) {
-	if len(req) < 3 {
-		return ipmi.CCDataLengthInvalid, nil
+// cipherSuites answers Get Channel Cipher Suites (section 22.15): page
+// "list index" of the cipher suite records or, with byte 3 bit 7 clear,
+// of the algorithm list.
+func (srv *Server) cipherSuites(data []byte) (ipmi.CompletionCode, []byte) {
+	var req ipmi.GetChannelCipherSuitesReq
+	if cc := decodeRequest(&req, data, 3); cc != ipmi.CCOK {
+		return cc, nil
 	}
-	if ch := req[0] & 0x0F; ch != channelCurrent && ch != lanChannel {
+	if !isThisChannel(req.Channel) {
 		return ipmi.CCInvalidDataField, nil
 	}
 	list := srv.algList
-	if req[2]&0x80 != 0 {
+	if req.ListByAlgorithm {
 		list = srv.suiteList
 	}
-	start := min(int(req[2]&0x3F)*cipherSuitesChunk, len(list))
-	end := min(start+cipherSuitesChunk, len(list))
-	return ipmi.CCOK, append([]byte{lanChannel}, list[start:end]...)
+	rsp := ipmi.GetChannelCipherSuitesRsp{Channel: lanChannel, Records: ipmi.CipherSuiteRecordPage(list, req.ListIndex)}
+	return ipmi.CCOK, rsp.Marshal()
+}
+
+// algorithmList is what Get Channel Cipher Suites lists when byte 3 bit 7
+// of the request is clear (section 22.15, "list supported algorithms"):
+// each algorithm of the suites once, in order of first use, as the tagged
+// byte a cipher suite record carries (Table 22-19).
+func algorithmList(records []ipmi.CipherSuiteRecord) []byte {
+	var seen [256]bool
+	var list []byte
+	for _, r := range records {
+		// A standard record is C0h, the suite ID, then its three tagged
+		// algorithm bytes.
+		for _, alg := range ipmi.AppendCipherSuiteRecords(nil, []ipmi.CipherSuiteRecord{r})[2:] {
+			if !seen[alg] {
+				seen[alg] = true
+				list = append(list, alg)
+			}
+		}
+	}
+	return list
 }
 
 // newSessionIDLocked picks a random, non-zero session ID not in use

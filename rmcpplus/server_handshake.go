@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
+	"encoding/binary"
 	"net"
 	"time"
 
@@ -26,7 +27,7 @@ func (srv *Server) openSession(st *serveState, payload []byte, from net.Addr, vi
 		}
 		// Enough to address an answer: tag and console session ID.
 		rsp := OpenSessionResponse{Tag: payload[0], Status: RAKPIllegalOrUnrecognizedParameter,
-			ConsoleSessionID: leUint32(payload[4:8])}
+			ConsoleSessionID: binary.LittleEndian.Uint32(payload[4:8])}
 		return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
 	}
 	rsp := OpenSessionResponse{Tag: req.Tag, ConsoleSessionID: req.ConsoleSessionID}
@@ -122,7 +123,7 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 	var r1 RAKP1
 	if err := r1.Unmarshal(payload); err != nil {
 		if len(payload) >= rakp1MinLen && payload[27] > MaxUsernameLength {
-			return srv.rakp1Failed(st, payload[0], leUint32(payload[4:8]), RAKPInvalidNameLength)
+			return srv.rakp1Failed(st, payload[0], binary.LittleEndian.Uint32(payload[4:8]), RAKPInvalidNameLength)
 		}
 		return nil
 	}
@@ -138,17 +139,12 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 	defer srv.mu.Unlock()
 	ss := srv.sessions[r1.ManagedSessionID]
 	if ss == nil {
-		r2 := RAKP2{Tag: r1.Tag, Status: RAKPInvalidSessionID}
-		return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
+		return srv.refuseRAKP1Locked(st, r1.Tag, nil, RAKPInvalidSessionID)
 	}
 	if ss.state == stateActive {
 		return nil // a stale copy; the handshake is over
 	}
-	fail := func(status RAKPStatus) []byte {
-		srv.endLocked(ss, "RAKP 1 refused: "+status.String())
-		r2 := RAKP2{Tag: r1.Tag, Status: status, ConsoleSessionID: ss.consoleID}
-		return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
-	}
+	fail := func(status RAKPStatus) []byte { return srv.refuseRAKP1Locked(st, r1.Tag, ss, status) }
 	want := ipmi.PrivilegeLevel(r1.Role & rolePrivilegeMask)
 	switch {
 	case r1.Role&^(rolePrivilegeMask|RoleNameOnlyLookup) != 0 || want > ipmi.PrivilegeOEM:
@@ -178,11 +174,20 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 	return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
 }
 
+// rakp1Failed refuses a RAKP 1 that did not decode, for managed session
+// managedID.
 func (srv *Server) rakp1Failed(st *serveState, tag uint8, managedID uint32, status RAKPStatus) []byte {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	return srv.refuseRAKP1Locked(st, tag, srv.sessions[managedID], status)
+}
+
+// refuseRAKP1Locked answers RAKP 1 with an error status in RAKP 2 and ends
+// the half-open session ss, if there is one (nil: an unknown session, so
+// the answer carries console session ID 0).
+func (srv *Server) refuseRAKP1Locked(st *serveState, tag uint8, ss *ServerSession, status RAKPStatus) []byte {
 	var consoleID uint32
-	if ss := srv.sessions[managedID]; ss != nil && ss.state != stateActive {
+	if ss != nil && ss.state != stateActive {
 		consoleID = ss.consoleID
 		srv.endLocked(ss, "RAKP 1 refused: "+status.String())
 	}
@@ -272,8 +277,4 @@ func sameAddr(a, b net.Addr) bool {
 		return ua.Port == ub.Port && ua.IP.Equal(ub.IP) && ua.Zone == ub.Zone
 	}
 	return a.Network() == b.Network() && a.String() == b.String()
-}
-
-func leUint32(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }

@@ -226,7 +226,7 @@ func (srv *Server) serveIPMI(st *serveState, ss *ServerSession, payload []byte) 
 	default:
 		cc = ipmi.CCInvalidCommand
 	}
-	st.msg = appendResponse(st.msg[:0], req, cc, data)
+	st.msg = ipmi.NewResponse(req, cc, data).AppendTo(st.msg[:0])
 	out := srv.seal(st, ss, st.msg)
 	srv.mu.Lock()
 	if closing {
@@ -251,17 +251,25 @@ func (srv *Server) seal(st *serveState, ss *ServerSession, msg []byte) []byte {
 	return out
 }
 
+// Command-specific completion codes of Set Session Privilege Level
+// (section 22.18) and Close Session (section 22.19).
+const (
+	ccPrivExceedsLimit   ipmi.CompletionCode = 0x81 // exceeds channel and/or user privilege limit
+	ccCloseInvalidID     ipmi.CompletionCode = 0x87 // invalid session ID in request
+	ccCloseInvalidHandle ipmi.CompletionCode = 0x88 // invalid session handle in request
+)
+
 // setSessionPrivilege is Set Session Privilege Level (section 22.18):
 // 0 asks for the present level; a level above the session's maximum (the
 // one RAKP 1 established) is refused with 81h.
-func (srv *Server) setSessionPrivilege(ss *ServerSession, req []byte) (ipmi.CompletionCode, []byte) {
-	if len(req) < 1 {
-		return ipmi.CCDataLengthInvalid, nil
+func (srv *Server) setSessionPrivilege(ss *ServerSession, data []byte) (ipmi.CompletionCode, []byte) {
+	var req ipmi.SetSessionPrivilegeLevelReq
+	if cc := decodeRequest(&req, data, 1); cc != ipmi.CCOK {
+		return cc, nil
 	}
-	want := ipmi.PrivilegeLevel(req[0] & 0x0F)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	switch {
+	switch want := req.Level; {
 	case want == 0:
 	case want > ipmi.PrivilegeOEM:
 		return ipmi.CCInvalidDataField, nil
@@ -270,26 +278,31 @@ func (srv *Server) setSessionPrivilege(ss *ServerSession, req []byte) (ipmi.Comp
 	default:
 		ss.priv = want
 	}
-	return ipmi.CCOK, []byte{byte(ss.priv)}
+	rsp := ipmi.SetSessionPrivilegeLevelRsp{Level: ss.priv}
+	return ipmi.CCOK, rsp.Marshal()
 }
 
 // closeSession is Close Session (section 22.19). It reports whether the
 // requesting session itself is to close after the answer. Closing another
 // session takes Administrator privilege.
-func (srv *Server) closeSession(ss *ServerSession, req []byte) (ipmi.CompletionCode, bool) {
-	id, _, byHandle, err := parseCloseSessionRequest(req)
-	if err != nil {
-		return ipmi.CCDataLengthInvalid, false
+func (srv *Server) closeSession(ss *ServerSession, data []byte) (ipmi.CompletionCode, bool) {
+	var req ipmi.CloseSessionReq
+	if cc := decodeRequest(&req, data, 5); cc != ipmi.CCOK {
+		if len(data) == 4 {
+			// Session ID 0 without the handle byte: no session has ID 0.
+			return ccCloseInvalidID, false
+		}
+		return cc, false
 	}
-	if byHandle {
+	if req.SessionID == 0 {
 		return ccCloseInvalidHandle, false // session handles are not tracked
 	}
-	if id == ss.id {
+	if req.SessionID == ss.id {
 		return ipmi.CCOK, true
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	other := srv.sessions[id]
+	other := srv.sessions[req.SessionID]
 	switch {
 	case other == nil:
 		return ccCloseInvalidID, false

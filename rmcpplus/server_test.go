@@ -2,10 +2,9 @@ package rmcpplus
 
 import (
 	"bytes"
-	"encoding/hex"
 	"net"
 	"runtime"
-	"strings"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,14 +42,6 @@ var (
 	// ASF presence ping, message tag 0x2A (IPMI v2.0 section 13.2.3).
 	asfPing = mustHex("0600ff06 000011be 802a0000")
 )
-
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 var testPeer = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
@@ -121,20 +112,25 @@ func TestServerCipherSuiteList(t *testing.T) {
 	srv := NewServer(cfg)
 	var records []byte
 	for index := byte(0); ; index++ {
-		cc, data := srv.cipherSuites([]byte{channelCurrent, 0, 0x80 | index})
-		if cc != ipmi.CCOK || data[0] != lanChannel {
+		cc, data := srv.cipherSuites([]byte{0x0E, 0, 0x80 | index})
+		if cc != ipmi.CCOK || data[0] != 0x01 {
 			t.Fatalf("index %d: %v % X", index, cc, data)
 		}
 		records = append(records, data[1:]...)
-		if len(data[1:]) < cipherSuitesChunk {
+		if len(data[1:]) < 16 {
 			break
 		}
 	}
-	if got := parseCipherSuiteIDs(records); !bytes.Equal(got, []byte{17, 16, 15, 3, 2, 1}) {
-		t.Fatalf("suites %v", got)
+	// Table 22-20: suite ID, authentication, integrity, confidentiality.
+	var want []ipmi.CipherSuiteRecord
+	for _, r := range [][4]uint8{{17, 3, 4, 1}, {16, 3, 4, 0}, {15, 3, 0, 0}, {3, 1, 1, 1}, {2, 1, 1, 0}, {1, 1, 0, 0}} {
+		want = append(want, ipmi.CipherSuiteRecord{ID: r[0], Auth: r[1], Integrity: r[2], Confidentiality: r[3]})
+	}
+	if got, err := ipmi.ParseCipherSuiteRecords(records); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("suites %v, %v; want %v", got, err, want)
 	}
 	// Without bit 7: the algorithms, each once (Table 22-19).
-	cc, data := srv.cipherSuites([]byte{channelCurrent, 0, 0})
+	cc, data := srv.cipherSuites([]byte{0x0E, 0, 0})
 	if cc != ipmi.CCOK || !bytes.Equal(data, mustHex("01 03 44 81 80 40 01 41")) {
 		t.Fatalf("algorithm list: %v % X", cc, data)
 	}
@@ -316,19 +312,14 @@ func TestServerHalfOpenExpiry(t *testing.T) {
 		srv := NewServer(testServerConfig(nil))
 		defer srv.Close()
 		openSessionReply(t, srv, capIpmitoolOpenSession)
-		count := func() int {
-			srv.mu.Lock()
-			defer srv.mu.Unlock()
-			return len(srv.sessions)
-		}
 		time.Sleep(handshakeTimeout - time.Second)
 		synctest.Wait()
-		if n := count(); n != 1 {
+		if n := sessionCount(srv); n != 1 {
 			t.Fatalf("%d sessions before the handshake timeout, want 1", n)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if n := count(); n != 0 {
+		if n := sessionCount(srv); n != 0 {
 			t.Fatalf("%d sessions after the handshake timeout, want 0", n)
 		}
 	})
@@ -387,16 +378,22 @@ func TestServerSessionCommands(t *testing.T) {
 		want  []byte
 	}{
 		{"present privilege", ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, []byte{0}, []byte{0x00, 0x02}},
+		{"bytes after the privilege are ignored", ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, []byte{0, 0xAA}, []byte{0x00, 0x02}},
 		{"closing another session needs administrator", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("11111111"), []byte{0xD4}},
 		{"raise to administrator", ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, []byte{4}, []byte{0x00, 0x04}},
 		{"privilege 6 is invalid", ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, []byte{6}, []byte{0xCC}},
 		{"empty Set Session Privilege Level", ipmi.NetFnApp, ipmi.CmdSetSessionPrivilegeLevel, nil, []byte{0xC7}},
 		{"auth capabilities inside the session", ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities, []byte{0x8E, 4}, mustHex("00 01 80 04 02 000000 00")},
 		{"auth capabilities, bad channel", ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities, []byte{0x85, 4}, []byte{0xCC}},
+		{"auth capabilities, short", ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities, []byte{0x8E}, []byte{0xC7}},
+		{"auth capabilities, extra byte ignored", ipmi.NetFnApp, ipmi.CmdGetChannelAuthCapabilities, []byte{0x8E, 4, 0}, mustHex("00 01 80 04 02 000000 00")},
+		{"cipher suites, short", ipmi.NetFnApp, ipmi.CmdGetChannelCipherSuites, []byte{0x0E, 0}, []byte{0xC7}},
 		{"handler", ipmi.NetFnApp, ipmi.CmdGetDeviceID, nil, append([]byte{0}, deviceID...)},
 		{"unknown command", ipmi.NetFnChassis, ipmi.CmdChassisControl, []byte{1}, []byte{0xC1}},
 		{"close an unknown session", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("99999999"), []byte{0x87}},
 		{"close by handle", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("00000000 05"), []byte{0x88}},
+		{"close session 0 without a handle", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("00000000"), []byte{0x87}},
+		{"short Close Session", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("111111"), []byte{0xC7}},
 		{"close another session", ipmi.NetFnApp, ipmi.CmdCloseSession, mustHex("11111111"), []byte{0x00}},
 	}
 	for _, st := range steps {
