@@ -53,9 +53,7 @@ func newIPMIE2E(t *testing.T) *ipmiE2E {
 		Store:     st,
 		Drivers:   manager.BuiltinDrivers(),
 		OpTimeout: e2eOpTimeout,
-		// Linger: -1 ("close at once") currently becomes the 30 s default,
-		// because manager.New and newHub both apply HubConfig defaults.
-		Console: manager.HubConfig{Linger: time.Millisecond},
+		Console:   manager.HubConfig{Linger: -1},
 	})
 	if err != nil {
 		t.Fatal(err)
