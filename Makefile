@@ -17,6 +17,9 @@ test:
 demo:
 	./scripts/demo.sh
 
+bench:
+	$(GO) run ./cmd/obmdbench -runs 5 -results bench/RESULTS.md -command "make bench (go run ./cmd/obmdbench -runs 5 -results bench/RESULTS.md)"
+
 vet:
 	$(GO) vet ./...
 
