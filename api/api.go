@@ -375,42 +375,75 @@ func (s *server) console(c *gin.Context) {
 	c.Writer.WriteHeaderNow()
 	c.Writer.Flush()
 
-	// A client that stops reading blocks our writes, not the console (its
-	// viewer ring overwrites). Bound each write, and cut a blocked write
-	// short when the viewer is disconnected (token revoked, node deleted).
+	// A client that stops reading blocks our writes, not the console (the
+	// viewer is a cursor into the node's ring, which overwrites). Bound each
+	// write, and cut a blocked write short when the viewer is disconnected
+	// (token revoked, node deleted).
 	rc := http.NewResponseController(c.Writer)
-	finished := make(chan struct{})
-	var watcher sync.WaitGroup
-	watcher.Go(func() {
-		select {
-		case <-v.Done():
+	var cut struct {
+		sync.Mutex
+		finished bool
+	}
+	stopCut := v.AfterEnd(func() {
+		cut.Lock()
+		defer cut.Unlock()
+		if !cut.finished {
 			rc.SetWriteDeadline(time.Now())
-		case <-finished:
 		}
 	})
 	defer func() {
-		close(finished)
-		watcher.Wait()
+		stopCut()
+		cut.Lock()
+		cut.finished = true
+		cut.Unlock()
 		// The connection may serve further requests: no deadline left behind.
 		rc.SetWriteDeadline(time.Time{})
 	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := v.Read(buf)
-		if n > 0 {
-			rc.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
-			if _, werr := c.Writer.Write(buf[:n]); werr != nil {
-				return
-			}
-			if rc.Flush() != nil {
-				return
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, manager.ErrViewerClosed) {
-				s.log.Info("console stream ended", "node", a.NodeID(), "reason", err)
-			}
-			return
-		}
+	// The viewer copies out of the ring through a small pooled buffer held
+	// only while writing; each wake-up is one write and one flush.
+	out := &consoleWriter{w: c.Writer, rc: rc, ended: v.Done()}
+	_, err = v.WriteTo(out)
+	if errors.Is(err, errViewerEnded) {
+		err = v.Err()
 	}
+	if out.failed == nil && !errors.Is(err, manager.ErrViewerClosed) {
+		s.log.Info("console stream ended", "node", a.NodeID(), "reason", err)
+	}
+}
+
+// errViewerEnded stops a console write whose viewer was disconnected
+// before it started.
+var errViewerEnded = errors.New("console viewer disconnected")
+
+// consoleWriter is a console response as Viewer.WriteTo sees it: every
+// write gets consoleWriteTimeout, and Flush sends the batch to the client.
+type consoleWriter struct {
+	w      io.Writer
+	rc     *http.ResponseController
+	ended  <-chan struct{} // the viewer's Done
+	failed error           // the client connection's first error
+}
+
+func (cw *consoleWriter) Write(p []byte) (int, error) {
+	cw.rc.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+	// Checked after the deadline is set: a disconnection that came first
+	// stops here, and a later one cuts the write short (AfterEnd).
+	select {
+	case <-cw.ended:
+		return 0, errViewerEnded
+	default:
+	}
+	n, err := cw.w.Write(p)
+	if err != nil {
+		cw.failed = err
+	}
+	return n, err
+}
+
+func (cw *consoleWriter) Flush() error {
+	if err := cw.rc.Flush(); err != nil {
+		cw.failed = err
+		return err
+	}
+	return nil
 }

@@ -12,18 +12,23 @@ import (
 )
 
 // The console hub follows conman: one driver console per node, whatever the
-// number of viewers, and a reader goroutine that copies every byte into each
-// viewer's own bounded ring and into a per-node scrollback ring. Writing into
-// a ring never blocks: when a viewer falls more than its ring behind, its
-// oldest unread bytes are overwritten and, at that point of its stream, it
-// reads a marker line
+// number of viewers, and one ring per node holding the console's latest
+// output (the scrollback, HubConfig.Scrollback bytes, allocated when the
+// console first opens). A reader goroutine appends what the driver sends to
+// the ring and wakes the viewers; it never waits for them. Each viewer is
+// only a cursor into the ring (an absolute stream offset), and on waking it
+// takes everything from its cursor to the head in one go: one write and one
+// flush per wake-up, however many chunks arrived meanwhile, with no delay
+// added. A viewer that falls more than the ring behind finds its cursor
+// overwritten; it skips to the oldest byte held and, at that point of its
+// stream, reads a marker line
 //
 //	\r\n[obmd: 12345 bytes dropped: viewer too slow]\r\n
 //
 // so the gap is visible. A slow viewer therefore never slows the BMC session
 // or the other viewers; it skips ahead to recent output instead. (Blocking
 // would stall everyone on the slowest reader; dropping silently would hide
-// the gap.)
+// the gap.) ?replay=N is a cursor that starts N bytes back.
 //
 // The console is opened for the first viewer and closed Linger after the last
 // one leaves, so that a reconnecting viewer does not cost a new SOL
@@ -47,10 +52,9 @@ type HubConfig struct {
 	// Linger is how long a node's console stays open after its last viewer
 	// leaves (default 30 s; negative means close at once).
 	Linger time.Duration
-	// ViewerBuffer is each viewer's ring size in bytes (default 64 KiB).
-	ViewerBuffer int
-	// Scrollback is the per-node replay ring size in bytes (default 64 KiB);
-	// it bounds ?replay=N.
+	// Scrollback is the size in bytes of the node's console ring (default
+	// 64 KiB): it bounds ?replay=N and how far a viewer may fall behind
+	// before it loses bytes.
 	Scrollback int
 }
 
@@ -60,9 +64,6 @@ func (c HubConfig) withDefaults() HubConfig {
 	}
 	if c.Linger < 0 {
 		c.Linger = 0
-	}
-	if c.ViewerBuffer <= 0 {
-		c.ViewerBuffer = 64 << 10
 	}
 	if c.Scrollback <= 0 {
 		c.Scrollback = 64 << 10
@@ -86,9 +87,13 @@ func nextBackoff(d time.Duration) time.Duration {
 	return min(2*d, backoffMax)
 }
 
-func droppedMarker(n int) []byte {
-	return fmt.Appendf(nil, "\r\n[obmd: %d bytes dropped: viewer too slow]\r\n", n)
-}
+// readChunk is the reader's buffer: SOL delivers at most a few hundred
+// bytes per packet, so larger buffers would only cost memory per node.
+const readChunk = 4 << 10
+
+// copyBufs lend Viewer.WriteTo a buffer only while it writes, so that an
+// idle viewer holds none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 
 func reconnectMarker(gap time.Duration) []byte {
 	return fmt.Appendf(nil, "\r\n[obmd: console reconnected after %s]\r\n", gap.Round(time.Millisecond))
@@ -98,7 +103,7 @@ func reconnectMarker(gap time.Duration) []byte {
 type consoleStats struct {
 	viewers    atomic.Int64
 	bytes      atomic.Int64 // read from drivers
-	dropped    atomic.Int64 // overwritten in slow viewers' rings
+	dropped    atomic.Int64 // skipped by viewers the writer overtook
 	reconnects atomic.Int64
 }
 
@@ -109,13 +114,21 @@ type hub struct {
 	log   *slog.Logger
 	stats *consoleStats
 
-	mu         sync.Mutex
-	viewers    map[*Viewer]struct{}
-	scrollback byteRing
-	sess       *consoleSession // nil when no console is open or opening
-	lastDone   chan struct{}   // closed when the latest session has stopped
-	linger     *time.Timer
-	closed     error // why the hub was closed, or nil
+	mu       sync.Mutex // guards the fields below; taken before ringMu
+	viewers  map[*Viewer]struct{}
+	sess     *consoleSession // nil when no console is open or opening
+	lastDone chan struct{}   // closed when the latest session has stopped
+	linger   *time.Timer
+	closed   error // why the hub was closed, or nil
+
+	// The console ring: the reader writes under ringMu, viewers read under
+	// its read lock. A viewer that finds nothing to read takes wake and sets
+	// waiting; the next append closes that channel (waking every such
+	// viewer at once) and puts a fresh one in its place.
+	ringMu  sync.RWMutex
+	ring    consoleRing // no buffer (and no bytes) until the console first opens
+	wake    chan struct{}
+	waiting atomic.Bool
 }
 
 // consoleSession is one lifetime of the node's console: from the first
@@ -132,29 +145,30 @@ type consoleSession struct {
 func newHub(cfg HubConfig, open func(context.Context) (io.ReadCloser, error), log *slog.Logger, stats *consoleStats) *hub {
 	cfg = cfg.withDefaults()
 	return &hub{
-		cfg:        cfg,
-		open:       open,
-		log:        log,
-		stats:      stats,
-		viewers:    make(map[*Viewer]struct{}),
-		scrollback: newByteRing(cfg.Scrollback),
+		cfg:     cfg,
+		open:    open,
+		log:     log,
+		stats:   stats,
+		viewers: make(map[*Viewer]struct{}),
+		wake:    make(chan struct{}),
 	}
 }
 
-// join adds a viewer, preloaded with up to replay bytes of scrollback, and
-// starts the console if it is not running. It never blocks on the driver,
-// so callers may hold the node's lock (token checks and revocations are
-// atomic with respect to joining).
+// join adds a viewer whose cursor starts up to replay bytes back in the
+// ring, and starts the console if it is not running. It never blocks on the
+// driver, so callers may hold the node's lock (token checks and revocations
+// are atomic with respect to joining).
 func (h *hub) join(replay int) (*Viewer, *consoleSession, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed != nil {
 		return nil, nil, h.closed
 	}
-	v := &Viewer{hub: h, ring: newByteRing(h.cfg.ViewerBuffer), wake: make(chan struct{}, 1), done: make(chan struct{})}
-	if replay > 0 {
-		v.ring.write(h.scrollback.tail(min(replay, h.cfg.ViewerBuffer)))
-	}
+	h.ringMu.RLock()
+	start := h.ring.replayFrom(replay)
+	h.ringMu.RUnlock()
+	v := &Viewer{hub: h, cursor: ringCursor{off: start}}
+	v.ended, v.setEnded = context.WithCancel(context.Background())
 	h.viewers[v] = struct{}{}
 	h.stats.viewers.Add(1)
 	if h.linger != nil {
@@ -308,18 +322,25 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		return
 	}
 	s.rc = &onceCloser{rc: rc}
+	if h.ring.buf == nil {
+		// The first open: from now on the node keeps its scrollback, across
+		// linger closes, for ?replay.
+		h.ringMu.Lock()
+		h.ring = newConsoleRing(h.cfg.Scrollback)
+		h.ringMu.Unlock()
+	}
 	close(s.ready)
 	h.mu.Unlock()
 	h.log.Info("console opened")
 
-	buf := make([]byte, 16<<10)
+	buf := make([]byte, readChunk)
 	backoff := time.Duration(0)
 	openedAt := time.Now()
 	cur := s.rc
 	for {
 		n, err := cur.Read(buf)
 		if n > 0 {
-			h.broadcast(s, buf[:n])
+			h.append(s, buf[:n])
 		}
 		if err == nil {
 			continue
@@ -383,7 +404,7 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		}
 		s.rc = &onceCloser{rc: rc}
 		gap := time.Since(lostAt)
-		h.broadcastLocked(reconnectMarker(gap))
+		h.appendLocked(reconnectMarker(gap))
 		h.mu.Unlock()
 		h.stats.reconnects.Add(1)
 		h.log.Info("console reopened", "gap", gap)
@@ -391,107 +412,168 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 	}
 }
 
-func (h *hub) broadcast(s *consoleSession, p []byte) {
+// append adds a chunk read by session s to the ring.
+func (h *hub) append(s *consoleSession, p []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.sess != s {
 		return // a stopped session's last bytes
 	}
 	h.stats.bytes.Add(int64(len(p)))
-	h.broadcastLocked(p)
+	h.appendLocked(p)
 }
 
-func (h *hub) broadcastLocked(p []byte) {
-	h.scrollback.write(p)
-	for v := range h.viewers {
-		if lost := v.deliver(p); lost > 0 {
-			h.stats.dropped.Add(int64(lost))
-		}
+// appendLocked writes p to the ring and wakes the viewers waiting for it.
+// It never waits for a viewer: only for viewers copying out of the ring,
+// which they do without blocking. Callers hold h.mu.
+func (h *hub) appendLocked(p []byte) {
+	var woken chan struct{}
+	h.ringMu.Lock()
+	h.ring.write(p)
+	if h.waiting.Swap(false) {
+		woken, h.wake = h.wake, make(chan struct{})
+	}
+	h.ringMu.Unlock()
+	if woken != nil {
+		close(woken) // outside ringMu: the woken viewers go straight to reading
 	}
 }
 
-// Viewer is one client's view of a node's console: an io.ReadCloser whose
-// Read returns console bytes as they arrive, a drop marker where bytes were
-// lost to a full ring, and an error (ErrTokenRevoked, ErrNodeDeleted,
+// Viewer is one client's view of a node's console: a cursor into the node's
+// console ring. Read (or WriteTo) returns console bytes as they arrive, a
+// drop marker where the viewer fell so far behind that its bytes were
+// overwritten, and an error (ErrTokenRevoked, ErrNodeDeleted,
 // ErrShuttingDown, ErrViewerClosed) once it is disconnected.
 type Viewer struct {
-	hub  *hub
-	wake chan struct{} // capacity 1: "something changed"
-	done chan struct{} // closed when the viewer is disconnected
+	hub *hub
+	// ended is cancelled when the viewer is disconnected: a context rather
+	// than a channel so that AfterEnd needs no goroutine per viewer.
+	ended    context.Context
+	setEnded context.CancelFunc
 
-	mu      sync.Mutex
-	ring    byteRing
-	dropped int    // bytes lost since the last Read
-	pending []byte // rest of a marker not yet read
-	err     error  // set once the viewer is disconnected
+	mu     sync.Mutex
+	cursor ringCursor
+	err    error // set once the viewer is disconnected
 }
 
-// deliver queues p without blocking and returns how many bytes were lost.
-func (v *Viewer) deliver(p []byte) int {
+// readNow fills p with what the viewer can read at once (marker included).
+// With nothing to read it returns the channel the next append closes; an
+// error means the viewer is disconnected, even with bytes still unread.
+func (v *Viewer) readNow(p []byte) (int, <-chan struct{}, error) {
+	h := v.hub
 	v.mu.Lock()
-	lost := 0
-	if v.err == nil {
-		lost = v.ring.write(p)
-		v.dropped += lost
+	defer v.mu.Unlock()
+	if v.err != nil {
+		return 0, nil, v.err
 	}
-	v.mu.Unlock()
-	v.signal()
-	return lost
+	h.ringMu.RLock()
+	n, skipped := v.cursor.read(&h.ring, p)
+	var wake chan struct{}
+	if n == 0 {
+		// Under the read lock no append can slip between the check and
+		// taking the channel: that append will see waiting and close it.
+		wake = h.wake
+		h.waiting.Store(true)
+	}
+	h.ringMu.RUnlock()
+	if skipped > 0 {
+		h.stats.dropped.Add(int64(skipped))
+	}
+	return n, wake, nil
 }
 
-func (v *Viewer) signal() {
+// wait blocks until wake is closed or the viewer is disconnected.
+func (v *Viewer) wait(wake <-chan struct{}) {
 	select {
-	case v.wake <- struct{}{}:
-	default:
+	case <-wake:
+	case <-v.ended.Done():
 	}
 }
 
 // end disconnects the viewer: Read returns reason at once, even with bytes
-// still queued.
+// still unread.
 func (v *Viewer) end(reason error) {
 	v.mu.Lock()
 	if v.err == nil {
 		v.err = reason
-		close(v.done)
+		v.setEnded()
 	}
 	v.mu.Unlock()
-	v.signal()
 }
 
 // Done is closed when the viewer is disconnected, for a caller blocked
 // elsewhere than in Read (writing to a slow client, say).
-func (v *Viewer) Done() <-chan struct{} { return v.done }
+func (v *Viewer) Done() <-chan struct{} { return v.ended.Done() }
 
-// Read blocks until console bytes arrive or the viewer is disconnected.
+// Err says why the viewer was disconnected, or nil while it is connected.
+func (v *Viewer) Err() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
+}
+
+// AfterEnd arranges for f to run in its own goroutine once the viewer is
+// disconnected, as context.AfterFunc does: stop cancels that, reporting
+// false if f has already been started. Unlike a goroutine waiting on Done,
+// it costs no stack while the viewer is connected.
+func (v *Viewer) AfterEnd(f func()) (stop func() bool) {
+	return context.AfterFunc(v.ended, f)
+}
+
+// Read blocks until console bytes arrive or the viewer is disconnected, and
+// then returns as much as is ready and fits in p.
 func (v *Viewer) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		v.mu.Lock()
-		switch {
-		case v.err != nil:
-			err := v.err
-			v.mu.Unlock()
-			return 0, err
-		case len(v.pending) > 0:
-			n := copy(p, v.pending)
-			v.pending = v.pending[n:]
-			v.mu.Unlock()
-			return n, nil
-		case v.dropped > 0:
-			// The lost bytes preceded everything still in the ring.
-			v.pending = droppedMarker(v.dropped)
-			v.dropped = 0
-			v.mu.Unlock()
-			continue
-		case v.ring.len() > 0:
-			n := v.ring.read(p)
-			v.mu.Unlock()
-			return n, nil
+		n, wake, err := v.readNow(p)
+		if n > 0 || err != nil {
+			return n, err
 		}
-		v.mu.Unlock()
-		<-v.wake
+		v.wait(wake)
+	}
+}
+
+// WriteTo streams the console to w until the viewer is disconnected (the
+// error says why) or a write fails. Each time it wakes it writes everything
+// between its cursor and the ring's head, in one Write unless that exceeds
+// a pooled 4 KiB buffer, and then calls w's Flush() error method, if it has
+// one, once. Bytes that arrive while a write is in progress join the next
+// batch; nothing is held back to wait for more. The buffer is borrowed only
+// while writing, so an idle viewer holds none, and a write that blocks
+// never blocks the console's reader or the other viewers.
+func (v *Viewer) WriteTo(w io.Writer) (int64, error) {
+	flusher, _ := w.(interface{ Flush() error })
+	var total int64
+	for {
+		bp := copyBufs.Get().(*[]byte)
+		buf := *bp
+		n, wake, err := v.readNow(buf)
+		wrote := n > 0
+		for n > 0 {
+			k, werr := w.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				copyBufs.Put(bp)
+				return total, werr
+			}
+			if n < len(buf) {
+				break // drained up to the head as it was then
+			}
+			n, _, err = v.readNow(buf)
+		}
+		copyBufs.Put(bp)
+		switch {
+		case err != nil:
+			return total, err
+		case !wrote:
+			v.wait(wake)
+		case flusher != nil:
+			if err := flusher.Flush(); err != nil {
+				return total, err
+			}
+		}
 	}
 }
 

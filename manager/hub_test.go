@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -74,7 +76,7 @@ func TestHubFanOut(t *testing.T) {
 		t.Fatalf("viewer gauge = %d, want %d", got, viewers)
 	}
 	stream := <-d.opened
-	// Less than a viewer's ring, so no viewer can lose bytes however the
+	// Less than the node's ring, so no viewer can lose bytes however the
 	// scheduler treats it.
 	data := pseudoRandom(48<<10, 1)
 	var wg sync.WaitGroup
@@ -101,14 +103,14 @@ func TestHubFanOut(t *testing.T) {
 	}
 }
 
-// TestHubSlowViewer: a viewer that never reads loses its oldest bytes and
-// then reads the drop marker followed by the newest ring-full; the console
-// and the other viewer are never held up.
+// TestHubSlowViewer: a viewer that never reads is overtaken: it loses its
+// oldest bytes and then reads the drop marker followed by the newest
+// ring-full; the console and the other viewer are never held up.
 func TestHubSlowViewer(t *testing.T) {
 	t.Parallel()
 	d := newFakeDriver("x")
 	const ring = 1024
-	h, stats := newTestHub(HubConfig{ViewerBuffer: ring}, d)
+	h, stats := newTestHub(HubConfig{Scrollback: ring}, d)
 	defer h.close(context.Background(), ErrShuttingDown)
 	stalled := attach(t, h, 0)
 	brisk := attach(t, h, 0)
@@ -140,7 +142,7 @@ func TestHubSlowViewer(t *testing.T) {
 func TestHubMarkerSurvivesShortReads(t *testing.T) {
 	t.Parallel()
 	d := newFakeDriver("x")
-	h, _ := newTestHub(HubConfig{ViewerBuffer: 4}, d)
+	h, _ := newTestHub(HubConfig{Scrollback: 4}, d)
 	defer h.close(context.Background(), ErrShuttingDown)
 	v := attach(t, h, 0)
 	stream := <-d.opened
@@ -421,4 +423,237 @@ func TestHubNegativeLingerClosesAtOnce(t *testing.T) {
 		}
 		h.close(context.Background(), ErrShuttingDown)
 	})
+}
+
+// recordingWriter is a viewer's client as WriteTo sees it: it records each
+// Write and Flush, and reports flushes on flushed. Until release is closed
+// (when it is non-nil) a Write records its bytes and then blocks, like a
+// client that stopped reading.
+type recordingWriter struct {
+	mu      sync.Mutex
+	writes  []string
+	flushes int
+	flushed chan int      // the number of bytes written so far, at each Flush
+	writing chan struct{} // a token per Write, sent before it blocks
+	release chan struct{}
+}
+
+func newRecordingWriter() *recordingWriter {
+	return &recordingWriter{flushed: make(chan int, 1024), writing: make(chan struct{}, 1024)}
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, string(p))
+	w.mu.Unlock()
+	w.writing <- struct{}{}
+	if w.release != nil {
+		<-w.release
+	}
+	return len(p), nil
+}
+
+func (w *recordingWriter) Flush() error {
+	w.mu.Lock()
+	w.flushes++
+	n := len(strings.Join(w.writes, ""))
+	w.mu.Unlock()
+	w.flushed <- n
+	return nil
+}
+
+func (w *recordingWriter) record() (writes []string, flushes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.writes), w.flushes
+}
+
+// awaitFlush waits for the next Flush and returns the bytes written so far.
+func (w *recordingWriter) awaitFlush(t *testing.T) int {
+	t.Helper()
+	select {
+	case n := <-w.flushed:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteTo did not flush within 10s")
+		return 0
+	}
+}
+
+// TestViewerWriteToBatches: whatever arrived while a viewer was not
+// writing goes out as one Write followed by one Flush; WriteTo ends with
+// the viewer's disconnection reason.
+func TestViewerWriteToBatches(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, _ := newTestHub(HubConfig{}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	v := attach(t, h, 0)
+	stream := <-d.opened
+	for _, chunk := range []string{"one ", "two ", "three "} {
+		// The pipe's Write returns once the hub has read the chunk, so all
+		// three are in the ring before WriteTo starts.
+		if _, err := stream.w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newRecordingWriter()
+	ended := make(chan error, 1)
+	go func() { _, err := v.WriteTo(w); ended <- err }()
+	w.awaitFlush(t)
+	if writes, flushes := w.record(); !slices.Equal(writes, []string{"one two three "}) || flushes != 1 {
+		t.Fatalf("three chunks waiting: writes %q and %d flushes, want one write and one flush", writes, flushes)
+	}
+	if _, err := stream.w.Write([]byte("four")); err != nil {
+		t.Fatal(err)
+	}
+	w.awaitFlush(t)
+	if writes, flushes := w.record(); !slices.Equal(writes, []string{"one two three ", "four"}) || flushes != 2 {
+		t.Fatalf("one more chunk: writes %q and %d flushes, want a second write and flush", writes, flushes)
+	}
+	h.kick(ErrTokenRevoked)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, ErrTokenRevoked) {
+			t.Errorf("WriteTo ended with %v, want ErrTokenRevoked", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteTo still running 10s after the viewer was kicked")
+	}
+}
+
+// TestViewerWriteToStalledClient: a viewer whose client stops reading in
+// the middle of a write holds up neither the console nor another viewer;
+// once the client reads again it gets what it was writing, the exact drop
+// marker, and the ring's newest bytes.
+func TestViewerWriteToStalledClient(t *testing.T) {
+	t.Parallel()
+	const ring, chunk, chunks = 1024, 512, 20
+	d := newFakeDriver("x")
+	h, stats := newTestHub(HubConfig{Scrollback: ring}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	stalled := attach(t, h, 0)
+	brisk := attach(t, h, 0)
+	stream := <-d.opened
+	data := make([]byte, chunk*chunks)
+	for i := range data {
+		data[i] = streamByte(uint64(i))
+	}
+
+	w := newRecordingWriter()
+	w.release = make(chan struct{})
+	go stalled.WriteTo(w)
+	for off := 0; off < len(data); off += chunk {
+		if _, err := stream.w.Write(data[off : off+chunk]); err != nil {
+			t.Fatal(err)
+		}
+		if got := readExactly(t, brisk, chunk); !bytes.Equal(got, data[off:off+chunk]) {
+			t.Fatalf("brisk viewer: wrong bytes at offset %d", off)
+		}
+		if off == 0 {
+			<-w.writing // the stalled client is stuck writing the first chunk
+		}
+	}
+	writes, _ := w.record()
+	if len(writes) != 1 || writes[0] != string(data[:chunk]) {
+		t.Fatalf("the stalled client got %d writes, want 1 (the first chunk, blocked)", len(writes))
+	}
+	close(w.release)
+	first := chunk
+	lost := len(data) - ring - first
+	want := string(data[:first]) + marker(lost) + string(data[len(data)-ring:])
+	for w.awaitFlush(t) < len(want) {
+	}
+	writes, _ = w.record()
+	if got := strings.Join(writes, ""); got != want {
+		t.Fatalf("stalled client read %d bytes, want the %d it was writing, %q and the last %d bytes", len(got), first, marker(lost), ring)
+	}
+	if stats.dropped.Load() != int64(lost) {
+		t.Errorf("dropped counter = %d, want %d", stats.dropped.Load(), lost)
+	}
+}
+
+// TestHubRingAllocatedOnOpen: a node's ring exists only once its console
+// has opened; a console that fails to open costs none.
+func TestHubRingAllocatedOnOpen(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	d.openErrs = []error{BMCError("activate payload", errScripted)}
+	h, _ := newTestHub(HubConfig{Scrollback: 4096}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	ringSize := func() int {
+		h.ringMu.RLock()
+		defer h.ringMu.RUnlock()
+		return len(h.ring.buf)
+	}
+	if n := ringSize(); n != 0 {
+		t.Fatalf("a new hub has a %d-byte ring, want none", n)
+	}
+	v, s, err := h.join(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.wait(context.Background(), v, s); err == nil {
+		t.Fatal("the scripted open failure did not fail the viewer")
+	}
+	if n := ringSize(); n != 0 {
+		t.Fatalf("after a failed open the hub has a %d-byte ring, want none", n)
+	}
+	attach(t, h, 0)
+	<-d.opened
+	if n := ringSize(); n != 4096 {
+		t.Fatalf("after the console opened the ring is %d bytes, want 4096", n)
+	}
+}
+
+// TestViewerAfterEnd: AfterEnd's function runs when the viewer is
+// disconnected, not before; a stopped one is reported as not started.
+func TestViewerAfterEnd(t *testing.T) {
+	t.Parallel()
+	d := newFakeDriver("x")
+	h, _ := newTestHub(HubConfig{}, d)
+	defer h.close(context.Background(), ErrShuttingDown)
+	a, b := attach(t, h, 0), attach(t, h, 0)
+	ran := make(chan string, 2)
+	a.AfterEnd(func() { ran <- "a" })
+	stop := b.AfterEnd(func() { ran <- "b" })
+	select {
+	case who := <-ran:
+		t.Fatalf("AfterEnd of %s ran while connected", who)
+	default:
+	}
+	if !stop() {
+		t.Fatal("stopping b's AfterEnd reported it had already run")
+	}
+	h.kick(ErrNodeDeleted)
+	if who := <-ran; who != "a" {
+		t.Fatalf("AfterEnd of %s ran, want a", who)
+	}
+	if err := a.Err(); !errors.Is(err, ErrNodeDeleted) {
+		t.Errorf("Err() = %v, want ErrNodeDeleted", err)
+	}
+	if stop() {
+		t.Error("b's AfterEnd could be stopped twice")
+	}
+}
+
+// TestHubMemory bounds what the hub keeps per idle viewer and per node
+// (with one viewer) once the console has carried output: the node's ring
+// and a small read buffer, and per viewer a cursor, nowhere near a ring.
+// The stack of the goroutine draining each viewer is reported, not
+// bounded: in obmd it is the HTTP connection's goroutine.
+func TestHubMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures 1,200 viewers")
+	}
+	hubMemory(t) // warm up: the runtime keeps goroutines' structures for reuse
+	perViewer, perNode := hubMemory(t)
+	t.Logf("per idle viewer: %d B heap, %d B stack; per node with one viewer: %d B heap, %d B stack",
+		perViewer.heap, perViewer.stack, perNode.heap, perNode.stack)
+	if perViewer.heap > 1<<10 {
+		t.Errorf("an idle viewer costs %d B of heap, want at most 1 KiB", perViewer.heap)
+	}
+	if limit := int64(64<<10 + 12<<10); perNode.heap > limit {
+		t.Errorf("a node with one viewer costs %d B of heap, want at most the 64 KiB ring + 12 KiB", perNode.heap)
+	}
 }

@@ -503,10 +503,11 @@ func (a *Access) PowerStatus(ctx context.Context) (string, error) {
 	return status, nil
 }
 
-// OpenConsole connects a console viewer, preloaded with up to replay bytes
-// of the node's recent output. The first viewer waits for the console to
-// open (ErrBMC / ErrTimeout if it cannot); later ones join at once. The
-// viewer is disconnected when the token changes or the node is deleted.
+// OpenConsole connects a console viewer whose stream starts up to replay
+// bytes back in the node's recent output (bounded by the scrollback). The
+// first viewer waits for the console to open (ErrBMC / ErrTimeout if it
+// cannot); later ones join at once. The viewer is disconnected when the
+// token changes or the node is deleted.
 func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	a.n.mu.Lock()
 	if err := a.currentLocked(); err != nil {
@@ -605,7 +606,7 @@ type Stats struct {
 	Nodes             int
 	Viewers           int64
 	ConsoleBytes      int64 // read from drivers
-	DroppedBytes      int64 // lost to slow viewers
+	DroppedBytes      int64 // skipped by viewers too slow to keep up
 	ConsoleReconnects int64
 }
 
