@@ -54,10 +54,13 @@ type BMCConfig struct {
 	Console      ConsoleMode   // zero: ConsoleCounter
 	// Baud is the serial speed in bits per second (10 bits per character,
 	// 8N1); zero means DefaultBaud, UnlimitedBaud as fast as SOL takes it.
-	Baud    int
-	Faults  FaultPlan   // applied to every datagram of this BMC
-	Timing  PowerTiming // zero fields: DefaultPowerTiming
-	StartOn bool        // initial power state of the standard SimMachine
+	Baud   int
+	Faults FaultPlan // applied to every datagram of this BMC
+	// Behaviour is how the BMC itself misbehaves (reboots, a stale SOL,
+	// a full session table, ...); zero: it behaves.
+	Behaviour BehaviourPlan
+	Timing    PowerTiming // zero fields: DefaultPowerTiming
+	StartOn   bool        // initial power state of the standard SimMachine
 	// Machine replaces the standard SimMachine (Timing and StartOn are
 	// then unused).
 	Machine Machine
@@ -91,6 +94,9 @@ func (c *BMCConfig) validate() error {
 	if err := c.Faults.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Behaviour.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -103,6 +109,7 @@ type BMC struct {
 	sim     *SimMachine // the standard machine, nil if cfg.Machine was given
 	server  *rmcpplus.Server
 	conn    net.PacketConn
+	gate    *gateConn // the BMC's own misbehaviour, between conn and server
 	log     *slog.Logger
 	console *console
 	served  chan struct{} // closed when Serve returns
@@ -112,6 +119,9 @@ type BMC struct {
 	sol       solConfig
 	active    *solPayload   // the active SOL payload instance, nil if none
 	solChange chan struct{} // closed and replaced when SOL (de)activates
+
+	rebootTimer *time.Timer // periodic reboots (BehaviourPlan.RebootEvery)
+	stopped     bool        // close has begun: no more reboots
 }
 
 // newBMC assembles a BMC; it does not serve yet.
@@ -133,6 +143,7 @@ func newBMC(index int, cfg BMCConfig, addr *net.UDPAddr, hub *consoleHub, log *s
 		served:    make(chan struct{}),
 		sol:       defaultSOLConfig(cfg.Baud),
 		solChange: make(chan struct{}),
+		gate:      newGateConn(nil), // its socket comes with serve
 	}
 	if b.machine == nil {
 		b.sim = NewSimMachine(cfg.Timing, cfg.StartOn)
@@ -174,12 +185,16 @@ func (b *BMC) lookupUser(name string) ([]byte, ipmi.PrivilegeLevel, bool) {
 	return nil, 0, false
 }
 
-// serve runs the RMCP+ server on conn until it is closed.
+// serve runs the RMCP+ server on conn, through the misbehaviour gate,
+// until it is closed, and puts the configured behaviour into effect.
 func (b *BMC) serve(conn net.PacketConn) {
 	b.conn = conn
+	b.gate.conn = conn
+	b.startBehaviour()
 	go func() {
 		defer close(b.served)
-		if err := b.server.Serve(conn); err != nil && !errors.Is(err, net.ErrClosed) {
+		err := b.server.Serve(b.gate)
+		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, rmcpplus.ErrServerClosed) {
 			b.log.Warn("BMC stopped serving", "err", err)
 		}
 	}()
@@ -187,6 +202,7 @@ func (b *BMC) serve(conn net.PacketConn) {
 
 // close stops the BMC: SOL ends, sessions are dropped, the socket closes.
 func (b *BMC) close() {
+	b.stopBehaviour()
 	b.mu.Lock()
 	p := b.active
 	b.mu.Unlock()
@@ -195,7 +211,7 @@ func (b *BMC) close() {
 	}
 	_ = b.server.Close()
 	if b.conn != nil {
-		_ = b.conn.Close()
+		_ = b.gate.Close() // and conn
 		<-b.served
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"obmd/sol"
 )
 
 // The simulated host's serial port.
@@ -30,11 +32,18 @@ import (
 // Cost: an unattached console owns no goroutine. An attached one owns a
 // reader goroutine and, in counter mode, a writer goroutine woken by the
 // fleet's shared ticker (consoleHub), so a thousand consoles share one
-// timer.
+// timer. The BMC forwards the host's output in whole SOL packets (see
+// produce), so a console at 115200 baud costs 45 packets a second, the
+// fewest SOL allows, each one datagram out and one acknowledgement in: at
+// a thousand consoles those datagrams, not the simulation, are the cost.
 
 // consoleTick is how often the hub wakes attached counter consoles: at
-// 115200 baud one tick is 230 characters, about one full SOL packet.
-const consoleTick = 20 * time.Millisecond
+// 115200 baud one tick is 576 characters, two full SOL packets (the
+// second leaves when the first is acknowledged, from the session's
+// reader, so a tick wakes the host's writer once for two packets). It is
+// shorter than SOL's default character accumulate interval (60 ms): a
+// character waits for the BMC about as long as on a real one.
+const consoleTick = 50 * time.Millisecond
 
 // solStartDelay holds output back right after activation, so the Activate
 // Payload response reaches the client before the first SOL packet.
@@ -43,7 +52,20 @@ const solStartDelay = 20 * time.Millisecond
 // hostInputMax bounds the input record.
 const hostInputMax = 64 << 10
 
-// unlimitedChunk is what an UnlimitedBaud counter prints per write.
+// solPacketChars is the most characters the BMC puts in one SOL packet
+// (its outbound payload size less the header): the host's output is
+// forwarded in runs of it.
+var solPacketChars = sol.MaxDataForPayloadSize(int(solOutboundPayloadSize))
+
+// solAccumulateInterval is how long the BMC holds characters back waiting
+// for a whole packet's worth: the default character accumulate interval
+// of SOL configuration parameter 3 (IPMI v2.0 Table 26-5), 60 ms. At
+// 115200 baud a packet fills in 22 ms; slower consoles send what 60 ms
+// brought.
+const solAccumulateInterval = 60 * time.Millisecond
+
+// unlimitedChunk is what an UnlimitedBaud counter prints per write (SOL
+// is always backlogged then, so its packets are full anyway).
 const unlimitedChunk = 4 << 10
 
 // hostPort is the BMC end of an active SOL payload as the host sees its
@@ -64,6 +86,8 @@ type console struct {
 	counter *counterStream
 	last    time.Time // the counter is up to date as of last
 	budget  float64   // characters the host may print now
+	sent    time.Time // when characters last went to SOL (or SOL attached)
+	out     []byte    // reused output buffer (SOL copies what it is given)
 	input   []byte    // typed bytes received, most recent hostInputMax
 	att     *attachment
 }
@@ -94,6 +118,7 @@ func (c *console) attach(p hostPort, now time.Time) {
 	}
 	c.budget = 0
 	c.last = now.Add(solStartDelay) // output starts after the delay
+	c.sent = c.last
 	c.att = a
 	c.mu.Unlock()
 	a.wg.Add(1)
@@ -170,9 +195,12 @@ func (c *console) printCounter(a *attachment, start time.Time) {
 	}
 }
 
-// produce prints what the host may print by now: the baud rate's worth
-// since the last call, capped at 100 ms of output so a host held back by
-// flow control does not burst; with UnlimitedBaud a fixed chunk.
+// produce returns what the host printed by now and the BMC forwards: the
+// baud rate's worth since the last call (capped at 100 ms of output, so a
+// host held back by flow control does not burst), in whole SOL packets,
+// or all of it once the oldest character has waited the accumulate
+// interval; with UnlimitedBaud a fixed chunk. The result is valid
+// until the next call.
 func (c *console) produce(now time.Time) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,13 +211,22 @@ func (c *console) produce(now time.Time) []byte {
 		elapsed := max(now.Sub(c.last).Seconds(), 0)
 		c.budget = min(c.budget+elapsed*c.bytesPerSec, max(c.bytesPerSec/10, 64))
 		n = int(c.budget)
+		if n < solPacketChars && now.Sub(c.sent) < solAccumulateInterval {
+			n = 0 // wait for a whole packet, or the interval
+		} else if n >= solPacketChars {
+			n -= n % solPacketChars
+		}
 		c.budget -= float64(n)
 	}
 	c.last = now
 	if n == 0 {
 		return nil
 	}
-	buf := make([]byte, n)
+	c.sent = now
+	if cap(c.out) < n {
+		c.out = make([]byte, n)
+	}
+	buf := c.out[:n]
 	c.counter.Read(buf)
 	return buf
 }

@@ -285,3 +285,65 @@ func TestConsoleHubStopsWhenIdle(t *testing.T) {
 		}
 	})
 }
+
+// sizePort is a hostPort that takes everything and records the size of
+// every write.
+type sizePort struct {
+	mu     sync.Mutex
+	sizes  []int
+	closed chan struct{}
+}
+
+func (p *sizePort) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sizes = append(p.sizes, len(b))
+	return len(b), nil
+}
+
+func (p *sizePort) Read([]byte) (int, error) { <-p.closed; return 0, io.EOF }
+func (p *sizePort) Close() error             { close(p.closed); return nil }
+
+// TestCounterConsoleSendsWholePackets: the BMC forwards the host's output
+// in whole SOL packets when the baud rate fills one within the accumulate
+// interval, and sends what the interval brought otherwise.
+func TestCounterConsoleSendsWholePackets(t *testing.T) {
+	cases := []struct {
+		name    string
+		baud    int
+		partial bool // writes shorter than a packet expected
+	}{{"115200", 115200, false}, {"9600", 9600, true}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				hub := newConsoleHub()
+				defer hub.close()
+				c := newConsole(hub, ConsoleCounter, tc.baud)
+				p := &sizePort{closed: make(chan struct{})}
+				c.attach(p, time.Now())
+				time.Sleep(solStartDelay + 2*time.Second)
+				synctest.Wait()
+				c.detach(p, time.Now())
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				total := 0
+				for _, n := range p.sizes {
+					total += n
+					if !tc.partial && n%solPacketChars != 0 {
+						t.Fatalf("a write of %d characters at %d baud, want whole packets of %d", n, tc.baud, solPacketChars)
+					}
+					if tc.partial && n >= solPacketChars {
+						t.Fatalf("a write of %d characters at %d baud, want what 60 ms bring", n, tc.baud)
+					}
+				}
+				// Packets: the fewest the baud rate allows.
+				if want := 2 * tc.baud / 10 / solPacketChars; !tc.partial && total/solPacketChars < want-1 {
+					t.Fatalf("%d characters in 2 s at %d baud, want about %d packets' worth", total, tc.baud, want)
+				}
+				if tc.partial && (len(p.sizes) < 15 || len(p.sizes) > 25) {
+					t.Fatalf("%d writes in 2 s at %d baud, want one per accumulate interval (about 20)", len(p.sizes), tc.baud)
+				}
+			})
+		})
+	}
+}

@@ -22,13 +22,32 @@ func (c *counterStream) Read(p []byte) int {
 	n := 0
 	for n < len(p) {
 		if c.off == len(c.line) {
-			c.startLine(c.next)
+			c.nextLine()
 		}
 		k := copy(p[n:], c.line[c.off:])
 		c.off += k
 		n += k
 	}
 	return n
+}
+
+// nextLine makes the line after the current one current by adding one to
+// its decimal digits in place: no formatting per line.
+func (c *counterStream) nextLine() {
+	i := len(c.line) - 2 // the last digit, before '\n'
+	for i >= 0 && c.line[i] == '9' {
+		c.line[i] = '0'
+		i--
+	}
+	if i < 0 {
+		c.line = append(c.line, 0)
+		copy(c.line[1:], c.line)
+		c.line[0] = '1'
+	} else {
+		c.line[i]++
+	}
+	c.off = 0
+	c.next++
 }
 
 // startLine makes v the current line, none of it produced yet.

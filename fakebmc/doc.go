@@ -2,8 +2,11 @@
 // FreeIPMI) and obmd's own client accept unmodified: a simulated machine
 // (power state with realistic timing, boot flags, last power event), the
 // command handlers a BMC serves on its LAN channel, a serial console behind
-// Serial-over-LAN, fault injection on the datagrams, and a Fleet that runs
-// many BMCs on consecutive UDP ports from one process.
+// Serial-over-LAN, fault injection on the datagrams (FaultPlan), BMCs that
+// misbehave as real ones do (BehaviourPlan: firmware reboots, a SOL payload
+// left active by a vanished client, a full session table, a black hole,
+// slow answers), and a Fleet that runs many BMCs on consecutive UDP ports
+// from one process, a reproducible share of them misbehaving.
 //
 // Its shape follows OpenBMC's phosphor-net-ipmid: one handler per command,
 // registered in a table keyed by (NetFn, Cmd) with the privilege it needs;

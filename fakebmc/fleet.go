@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
@@ -21,6 +22,9 @@ type FleetConfig struct {
 	// BMC.Faults.Seed+i as its fault seed, so BMCs fail differently but
 	// reproducibly.
 	BMC BMCConfig
+	// Misbehave makes some BMCs misbehave: each BMC it chooses gets its
+	// plan as BMCConfig.Behaviour (before Configure runs).
+	Misbehave FaultSpread
 	// Configure, if set, adjusts BMC i's copy of the configuration (a quirk
 	// or a fault plan for one BMC).
 	Configure func(i int, c *BMCConfig)
@@ -61,11 +65,18 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := cfg.Misbehave.Validate(cfg.Count); err != nil {
+		return nil, fmt.Errorf("fakebmc: %w", err)
+	}
+	misbehaviour := cfg.Misbehave.Assign(cfg.Count)
 	configs := make([]BMCConfig, cfg.Count)
 	for i := range configs {
 		c := cfg.BMC
 		c.Users = append([]User(nil), cfg.BMC.Users...)
 		c.Faults.Seed += int64(i)
+		if k := misbehaviour[i]; k >= 0 {
+			c.Behaviour = cfg.Misbehave.Plans[k]
+		}
 		if cfg.Configure != nil {
 			cfg.Configure(i, &c)
 		}
@@ -85,7 +96,40 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		b.serve(NewFaultyConn(conn, configs[i].Faults))
 		f.bmcs = append(f.bmcs, b)
 	}
+	if err := f.leaveStaleSOLs(ctx); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+// leaveStaleSOLs leaves a stale SOL (BehaviourPlan.StaleSOL) on every BMC
+// whose plan asks for one, a few BMCs at a time: each is a login with its
+// key exchange, run on the BMC's own goroutines.
+func (f *Fleet) leaveStaleSOLs(ctx context.Context) error {
+	const parallel = 8
+	sem := make(chan struct{}, parallel)
+	errs := make([]error, len(f.bmcs))
+	var wg sync.WaitGroup
+	for i, b := range f.bmcs {
+		if !b.cfg.Behaviour.StaleSOL {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return fmt.Errorf("fakebmc: leaving stale SOL payloads: %w", ctx.Err())
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := b.LeaveStaleSOL(); err != nil {
+				errs[i] = fmt.Errorf("BMC %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // bindConsecutive binds count UDP sockets on consecutive ports. With port

@@ -4,6 +4,10 @@
 //
 //	fakebmc -addr 127.0.0.1:9623 -user admin -pass secret -count 10
 //
+// Some BMCs can misbehave as real ones do, chosen reproducibly from -seed:
+//
+//	fakebmc -count 100 -fault reboot,stalesol -fault-fraction 0.1 -reboot-every 2m
+//
 // The password may come from the FAKEBMC_PASS environment variable instead
 // of -pass, to keep it out of the process list. Bad flags exit with status
 // 2, a port already in use with 1, each with one line on stderr.
@@ -18,6 +22,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +46,20 @@ type options struct {
 	faults           fakebmc.FaultPlan
 	powerOff         bool
 	logLevel         slog.Level
+
+	// Misbehaviour, as given; parseFlags turns it into misbehave.
+	fault, faultBMCs           string
+	faultFraction              float64
+	rebootEvery, rebootSilence time.Duration
+	slowAnswers                time.Duration
+	misbehave                  fakebmc.FaultSpread
 }
+
+// Defaults of the misbehaviour flags.
+const (
+	defaultRebootEvery = 5 * time.Minute
+	defaultSlowAnswers = 2 * time.Second
+)
 
 const passEnv = "FAKEBMC_PASS"
 
@@ -58,10 +77,139 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.Float64Var(&o.faults.Dup, "dup", 0, "probability (0..1) that a datagram is duplicated")
 	fs.Float64Var(&o.faults.Reorder, "reorder", 0, "probability (0..1) that a datagram is overtaken by later ones")
 	fs.DurationVar(&o.faults.Delay, "delay", 0, "delay added to every datagram (e.g. 20ms)")
-	fs.Int64Var(&o.faults.Seed, "seed", 1, "seed of the fault decisions (BMC i uses seed+i)")
+	fs.Int64Var(&o.faults.Seed, "seed", 1, "seed of the fault decisions (BMC i uses seed+i) and of the BMCs -fault-fraction chooses")
 	fs.BoolVar(&o.powerOff, "power-off", false, "start the machines powered off (default: on)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.StringVar(&o.fault, "fault", "", "misbehaviours for the chosen BMCs, a comma-separated list of `KIND`: "+behaviourNames()+" (see below); with several, the chosen BMCs take them in turn")
+	fs.Float64Var(&o.faultFraction, "fault-fraction", 1, "share (0..1) of the BMCs that misbehave with -fault; which ones depends on -seed")
+	fs.StringVar(&o.faultBMCs, "fault-bmcs", "", "instead of -fault-fraction, exactly these BMC numbers misbehave (0-based `LIST`, e.g. 0,3,10-19)")
+	fs.DurationVar(&o.rebootEvery, "reboot-every", defaultRebootEvery, "-fault reboot: time between two reboots of a BMC (the first comes at a -seed-drawn point of the period)")
+	fs.DurationVar(&o.rebootSilence, "reboot-silence", fakebmc.DefaultRebootSilence, "-fault reboot: how long each reboot keeps the BMC silent")
+	fs.DurationVar(&o.slowAnswers, "slow-answers", defaultSlowAnswers, "-fault slow: how late every datagram a slow BMC sends leaves")
 	return fs
+}
+
+func behaviourNames() string {
+	var names []string
+	for _, b := range fakebmc.Behaviours() {
+		names = append(names, string(b))
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseMisbehaviour checks the misbehaviour flags (set names the flags
+// given) and fills o.misbehave; it returns the problems found.
+func parseMisbehaviour(o *options, set map[string]bool) []string {
+	var problems []string
+	var kinds []fakebmc.Behaviour
+	if o.fault != "" {
+		for _, name := range strings.Split(o.fault, ",") {
+			k, err := fakebmc.ParseBehaviour(strings.TrimSpace(name))
+			switch {
+			case err != nil:
+				problems = append(problems, "-fault: "+err.Error())
+			case slices.Contains(kinds, k):
+				problems = append(problems, fmt.Sprintf("-fault lists %s twice", k))
+			default:
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	for _, f := range []string{"fault-fraction", "fault-bmcs"} {
+		if set[f] && o.fault == "" {
+			problems = append(problems, "-"+f+" needs -fault")
+		}
+	}
+	if set["fault-fraction"] && set["fault-bmcs"] {
+		problems = append(problems, "-fault-fraction and -fault-bmcs both choose the misbehaving BMCs: give one")
+	}
+	if !(o.faultFraction >= 0 && o.faultFraction <= 1) { // also rejects NaN
+		problems = append(problems, fmt.Sprintf("-fault-fraction %v is not between 0 and 1", o.faultFraction))
+	}
+	var bmcs []int
+	if o.faultBMCs != "" {
+		var err error
+		if bmcs, err = parseBMCList(o.faultBMCs, o.count); err != nil {
+			problems = append(problems, "-fault-bmcs: "+err.Error())
+		}
+	}
+	for _, p := range []struct {
+		flags []string
+		kind  fakebmc.Behaviour
+	}{{[]string{"reboot-every", "reboot-silence"}, fakebmc.Reboot}, {[]string{"slow-answers"}, fakebmc.SlowAnswers}} {
+		for _, f := range p.flags {
+			if set[f] && !slices.Contains(kinds, p.kind) {
+				problems = append(problems, fmt.Sprintf("-%s is only used with -fault %s", f, p.kind))
+			}
+		}
+	}
+	if slices.Contains(kinds, fakebmc.Reboot) {
+		switch {
+		case o.rebootEvery <= 0:
+			problems = append(problems, fmt.Sprintf("-reboot-every %v is not positive", o.rebootEvery))
+		case o.rebootSilence <= 0:
+			problems = append(problems, fmt.Sprintf("-reboot-silence %v is not positive", o.rebootSilence))
+		case o.rebootSilence >= o.rebootEvery:
+			problems = append(problems, fmt.Sprintf("-reboot-silence %v is not shorter than -reboot-every %v", o.rebootSilence, o.rebootEvery))
+		}
+	}
+	if slices.Contains(kinds, fakebmc.SlowAnswers) && o.slowAnswers <= 0 {
+		problems = append(problems, fmt.Sprintf("-slow-answers %v is not positive", o.slowAnswers))
+	}
+	if len(problems) > 0 || len(kinds) == 0 || (len(bmcs) == 0 && o.faultFraction == 0) {
+		return problems // -fault-fraction 0: nobody misbehaves
+	}
+	spread := fakebmc.FaultSpread{BMCs: bmcs, Seed: o.faults.Seed}
+	if len(bmcs) == 0 {
+		spread.Fraction = o.faultFraction
+	}
+	for _, k := range kinds {
+		var p fakebmc.BehaviourPlan
+		switch k {
+		case fakebmc.Reboot:
+			p.RebootEvery, p.RebootSilence = o.rebootEvery, o.rebootSilence
+		case fakebmc.StaleSOL:
+			p.StaleSOL = true
+		case fakebmc.SessionTableFull:
+			p.SessionTableFull = true
+		case fakebmc.BlackHole:
+			p.BlackHole = true
+		case fakebmc.SlowAnswers:
+			p.SlowAnswers = o.slowAnswers
+		}
+		spread.Plans = append(spread.Plans, p)
+	}
+	o.misbehave = spread
+	return nil
+}
+
+// parseBMCList parses "0,3,10-19" into BMC numbers below count.
+func parseBMCList(list string, count int) ([]int, error) {
+	var out []int
+	seen := map[int]bool{}
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		lo, hi, isRange := strings.Cut(item, "-")
+		first, err1 := strconv.Atoi(lo)
+		last, err2 := first, error(nil)
+		if isRange {
+			last, err2 = strconv.Atoi(hi)
+		}
+		switch {
+		case err1 != nil || err2 != nil || first < 0 || last < first:
+			return nil, fmt.Errorf("%q is not a BMC number or a range N-M", item)
+		case last >= count:
+			return nil, fmt.Errorf("BMC %d does not exist (-count %d: BMCs 0 to %d)", last, count, count-1)
+		}
+		for i := first; i <= last; i++ {
+			if seen[i] {
+				return nil, fmt.Errorf("BMC %d is listed twice", i)
+			}
+			seen[i] = true
+			out = append(out, i)
+		}
+	}
+	return out, nil
 }
 
 // parseFlags parses and validates args, reporting every problem at once in
@@ -102,6 +250,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	if err := o.faults.Validate(); err != nil {
 		problems = append(problems, "-"+strings.ReplaceAll(err.Error(), "\n", "; -"))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	problems = append(problems, parseMisbehaviour(o, set)...)
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
@@ -134,16 +285,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Faults:  o.faults,
 			StartOn: !o.powerOff,
 		},
-		Logger: log,
+		Misbehave: o.misbehave,
+		Logger:    log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "fakebmc: %v\n", err)
 		return 1
 	}
 	for i := range fleet.Len() {
-		log.Info("BMC ready", "bmc", i, "addr", fleet.Addr(i), "user", o.user,
+		attrs := []any{"bmc", i, "addr", fleet.Addr(i), "user", o.user,
 			"console", o.console, "baud", o.baud, "power_on", !o.powerOff,
-			"loss", o.faults.Loss, "dup", o.faults.Dup, "reorder", o.faults.Reorder, "delay", o.faults.Delay)
+			"loss", o.faults.Loss, "dup", o.faults.Dup, "reorder", o.faults.Reorder, "delay", o.faults.Delay}
+		if p := fleet.BMC(i).Behaviour(); p.Active() {
+			attrs = append(attrs, "misbehaviour", p.String())
+		}
+		log.Info("BMC ready", attrs...)
 	}
 	log.Info("fakebmc serving", "bmcs", fleet.Len(), "startup", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
@@ -157,4 +313,24 @@ func usage(w io.Writer) {
 	fs := flagSet(&options{})
 	fs.SetOutput(w)
 	fs.PrintDefaults()
+	fmt.Fprint(w, `
+Network faults (-loss, -dup, -reorder, -delay) hit every BMC's datagrams.
+Misbehaving BMCs (-fault KIND[,KIND...]) fail as real BMCs do:
+  reboot     the BMC's firmware reboots every -reboot-every: all sessions
+             and SOL end without a word, the BMC answers nothing for
+             -reboot-silence, then serves with an empty session table
+             (the host's power state is not touched)
+  stalesol   starts with SOL held by a client that vanished (as after a
+             SIGKILLed ipmitool): Activate Payload answers 0x80 until
+             someone sends Deactivate Payload or the session times out
+  tablefull  every session slot taken: Open Session answers status 0x01
+             "insufficient resources"; no new session opens
+  blackhole  answers nothing at all
+  slow       a busy BMC: every datagram it sends leaves -slow-answers late
+-fault-fraction (default: every BMC) or -fault-bmcs chooses which BMCs;
+with several kinds the chosen BMCs, in port order, take them in turn. The
+same -seed and -count choose the same BMCs. Example: 10% of 100 BMCs, half
+rebooting every 2 minutes and half with a stale SOL:
+  fakebmc -count 100 -fault reboot,stalesol -fault-fraction 0.1 -reboot-every 2m
+`)
 }
