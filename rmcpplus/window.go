@@ -16,8 +16,23 @@ type seqWindow struct {
 }
 
 // seqWindowSize is how far behind the highest accepted number a packet may
-// be and still be accepted (if not seen before).
-const seqWindowSize = 32
+// be and still be accepted (if not seen before): a packet overtaken by up to
+// seqWindowSize-1 later ones gets through, one overtaken by more is dropped
+// (the sender retransmits it under a new number if it still matters).
+//
+// The bound is what keeps Serial Over LAN sound. A SOL sender numbers its
+// data packets 1..15 and repeats a number only on retransmission (IPMI v2.0
+// section 15.9), so a receiver can tell a late copy from a new packet only
+// while the sender has moved at most 7 numbers past it: package sol's engine
+// takes the 7 numbers behind the last one it saw as late copies and the 7
+// ahead as new. Every new SOL packet costs the sender at least one session
+// sequence number, so a packet overtaken by at most 7 later ones is at most
+// 7 SOL numbers late. With a wider window a late retransmission overtaken by
+// 8 or more packets reached SOL looking new: its data was delivered twice
+// and the engine, now numbering from the stale packet, ignored the peer's
+// real packets as late copies until the console gave up. (FreeIPMI's
+// default window is also 8.)
+const seqWindowSize = 8
 
 // check reports whether seq would be accepted, without recording it. Call it
 // before the (costly) integrity check, then accept after the check passed.

@@ -58,3 +58,23 @@ func TestSeqWindowCheckDoesNotRecord(t *testing.T) {
 		t.Fatal("accept(6) twice = true")
 	}
 }
+
+// TestSeqWindowLatenessFitsSOL: a packet overtaken by up to 7 later ones
+// gets through, one overtaken by 8 or more does not. SOL (IPMI v2.0 section
+// 15.9) numbers its packets 1..15 and can tell a late copy from a new packet
+// only up to 7 numbers back; a wider window let a SOL retransmission
+// overtaken by 13 packets through on a reordering link, and the console
+// took it for new data (the stall of fakebmc's TestSOLEchoThroughLossyLink).
+func TestSeqWindowLatenessFitsSOL(t *testing.T) {
+	const highest = 1000
+	for overtaken := uint32(1); overtaken <= 40; overtaken++ {
+		var w seqWindow
+		if !w.accept(highest) {
+			t.Fatalf("accept(%d) = false on an empty window", highest)
+		}
+		want := overtaken <= 7
+		if got := w.accept(highest - overtaken); got != want {
+			t.Errorf("a packet overtaken by %d later ones: accepted = %v, want %v", overtaken, got, want)
+		}
+	}
+}

@@ -112,8 +112,9 @@ type Output struct {
 // with the NACK bit when the buffer is full). A copy of the last packet is
 // ACKed again; if everything of the earlier copies was accepted and the
 // copy is longer, only the new bytes are delivered. A packet whose
-// sequence number lies behind the last one (a late duplicate after
-// wrap-around) is ignored. Sequence number 0 is an ACK-only packet and is
+// sequence number lies up to 7 behind the last one (a late duplicate after
+// wrap-around) is ignored; the session layer must drop anything later than
+// that (see seqBehind). Sequence number 0 is an ACK-only packet and is
 // never ACKed.
 type Engine struct {
 	cfg Config
@@ -188,6 +189,13 @@ func nextSeqAfter(s uint8) uint8 {
 // packet outstanding a sender is never more than a few numbers ahead of
 // what the receiver last saw, so the 7 numbers after last count as new and
 // the 7 before it as old.
+//
+// Fifteen numbers cannot say more: a copy that arrives after the sender has
+// moved 8 or more numbers past it looks new. The session layer must keep
+// such copies away, and rmcpplus does: its sequence window drops a packet
+// overtaken by 8 or more later ones (rmcpplus seqWindowSize), and each new
+// SOL packet takes at least one session sequence number. The two bounds
+// must stay in step.
 func seqBehind(s, last uint8) bool {
 	d := (int(s) - int(last) + 15) % 15
 	return d > 7

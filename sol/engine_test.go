@@ -218,6 +218,36 @@ func TestEngineDuplicateAfterWrapAround(t *testing.T) {
 	}
 }
 
+// TestEngineLateCopiesUpToSevenBehind replays the console's packets as the
+// BMC saw them in the stall of fakebmc's TestSOLEchoThroughLossyLink, up to
+// the point where a late copy of 15 arrived after 12. Copies up to 7
+// numbers late are ignored and the exchange goes on. The copy of 15 there
+// was 13 numbers late, which 15 sequence numbers cannot tell from a new
+// packet: rmcpplus's sequence window now drops any packet overtaken by 8 or
+// more later ones, so it never reaches the engine.
+func TestEngineLateCopiesUpToSevenBehind(t *testing.T) {
+	e := newTestEngine(BMCSide)
+	var want, got []byte
+	for i, seq := range []uint8{14, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12} {
+		b := string(rune('a' + i))
+		o := e.Receive(t0, dataPkt(seq, b))
+		expectSend(t, fmt.Sprintf("new packet %d", seq), o, ackPkt(seq, 1))
+		want, got = append(want, b...), append(got, o.Deliver...)
+	}
+	for behind := uint8(1); behind <= 7; behind++ {
+		seq := 12 - behind
+		o := e.Receive(t0, dataPkt(seq, "late"))
+		expectSend(t, fmt.Sprintf("late copy of %d (%d behind 12)", seq, behind), o)
+		got = append(got, o.Deliver...)
+	}
+	o := e.Receive(t0, dataPkt(13, "z"))
+	expectSend(t, "13 after the late copies", o, ackPkt(13, 1))
+	want, got = append(want, 'z'), append(got, o.Deliver...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+}
+
 func TestEngineStalePacketACKIsIgnored(t *testing.T) {
 	// A late copy of an old data packet also carries an old ACK; it must
 	// not acknowledge the packet now outstanding under the same number.
