@@ -67,6 +67,10 @@ type BMCConfig struct {
 	// GUID is the system GUID sent in RAKP 2; zero means one derived from
 	// the BMC's number in its fleet.
 	GUID [16]byte
+	// SOLRetryUnit is the unit of the SOL retry interval (SOL configuration
+	// parameter 4); zero means the spec's 10 ms. Tests that push megabytes
+	// through a lossy link use 1 ms so that each loss costs a millisecond.
+	SOLRetryUnit time.Duration
 }
 
 // validate reports every problem with c at once.
@@ -87,6 +91,9 @@ func (c *BMCConfig) validate() error {
 	case "", ConsoleCounter, ConsoleEcho:
 	default:
 		errs = append(errs, errors.New("console mode "+string(c.Console)+" is not counter or echo"))
+	}
+	if c.SOLRetryUnit < 0 {
+		errs = append(errs, errors.New("SOL retry unit is negative"))
 	}
 	if c.Baud < UnlimitedBaud {
 		errs = append(errs, errors.New("baud rate is negative"))

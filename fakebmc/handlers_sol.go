@@ -248,8 +248,8 @@ func (b *BMC) activatePayload(r *request) (ipmi.CompletionCode, []byte) {
 		Send:    func(payload []byte) error { return sess.SendPayload(rmcpplus.PayloadSOL, payload) },
 		MaxData: sol.MaxDataForPayloadSize(int(solOutboundPayloadSize)),
 		// SOL configuration parameter 4 (Table 26-5): retry count, and
-		// the interval in 10 ms units.
-		RetryInterval: time.Duration(cfg.retry[1]) * 10 * time.Millisecond,
+		// the interval in 10 ms units (BMCConfig.SOLRetryUnit in tests).
+		RetryInterval: time.Duration(cfg.retry[1]) * b.solRetryUnit(),
 		Retries:       int(cfg.retry[0] & 7),
 		OnEvent: func(ev sol.Event) {
 			b.log.Debug("SOL event", "session", sess.ID(), "event", ev.String())
@@ -345,4 +345,14 @@ func (b *BMC) getPayloadActivationStatus(r *request) (ipmi.CompletionCode, []byt
 		rsp.Active = 1 << (solInstance - 1)
 	}
 	return ipmi.CCOK, rsp.Marshal()
+}
+
+// solRetryUnit is the unit of SOL configuration parameter 4's retry
+// interval: 10 ms per IPMI v2.0 section 26.3, Table 26-5, unless the
+// configuration says otherwise.
+func (b *BMC) solRetryUnit() time.Duration {
+	if b.cfg.SOLRetryUnit > 0 {
+		return b.cfg.SOLRetryUnit
+	}
+	return 10 * time.Millisecond
 }

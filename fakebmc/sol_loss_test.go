@@ -23,9 +23,11 @@ import (
 var lossyLink = FaultPlan{Loss: 0.20, Dup: 0.05, Reorder: 0.05, Seed: 1}
 
 // openLossyConsole dials BMC i of f through a lossy socket and activates
-// SOL, with the BMC's SOL retry interval cut to 10 ms (SOL configuration
-// parameter 4, IPMI v2.0 section 26.3, Table 26-5) so that losses cost
-// milliseconds, not the default half second.
+// SOL, with the BMC's SOL retry interval cut to 1 ms (SOL configuration
+// parameter 4, IPMI v2.0 section 26.3, Table 26-5, set to 1 unit, and the
+// unit set to 1 ms) so that losses cost a millisecond, not the default
+// half second. Faster retries put more copies in flight per reorder hold,
+// so this is a harder test, not a weaker one.
 func openLossyConsole(t *testing.T, f *Fleet, i int) (*sol.Console, *linkCounts) {
 	t.Helper()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -47,7 +49,7 @@ func openLossyConsole(t *testing.T, f *Fleet, i int) (*sol.Console, *linkCounts)
 	if _, err := sess.Do(ctx, ipmi.NetFnTransport, ipmi.CmdSetSOLConfigParams, retry.Marshal()); err != nil {
 		t.Fatalf("Set SOL Configuration Parameters (retry): %v", err)
 	}
-	con, err := sol.Open(ctx, sess, sol.ConsoleOptions{RetryInterval: 10 * time.Millisecond, Retries: 40})
+	con, err := sol.Open(ctx, sess, sol.ConsoleOptions{RetryInterval: 5 * time.Millisecond, Retries: 80})
 	if err != nil {
 		t.Fatalf("sol.Open through a lossy link: %v", err)
 	}
@@ -78,7 +80,7 @@ func TestSOLCounterThroughLossyLink(t *testing.T) {
 		t.Skip("moves 1 MiB through a lossy link")
 	}
 	t.Parallel()
-	f := startTestFleet(t, 1, func(c *FleetConfig) { c.BMC.Baud = UnlimitedBaud })
+	f := startTestFleet(t, 1, func(c *FleetConfig) { c.BMC.Baud, c.BMC.SOLRetryUnit = UnlimitedBaud, time.Millisecond })
 	con, counts := openLossyConsole(t, f, 0)
 
 	const want = 1 << 20
@@ -115,7 +117,7 @@ func TestSOLEchoThroughLossyLink(t *testing.T) {
 		t.Skip("moves 64 KiB both ways through a lossy link")
 	}
 	t.Parallel()
-	f := startTestFleet(t, 1, func(c *FleetConfig) { c.BMC.Console = ConsoleEcho })
+	f := startTestFleet(t, 1, func(c *FleetConfig) { c.BMC.Console, c.BMC.SOLRetryUnit = ConsoleEcho, time.Millisecond })
 	con, counts := openLossyConsole(t, f, 0)
 
 	typed := make([]byte, 64<<10)
