@@ -74,9 +74,18 @@ func (c HubConfig) withDefaults() HubConfig {
 // Reconnect backoff: the first reopen after a stream that stayed up for
 // stableAfter is immediate; each failure or quick loss doubles the wait
 // from backoffMin up to backoffMax.
+//
+// backoffMax bounds how late a console comes back after its BMC answers
+// again (a BMC reboot takes from seconds to minutes, long enough to reach
+// the cap): the BMC may come back just after an attempt's last
+// retransmission, which then fails its remaining wait (at most 1.6 s with
+// rmcpplus's default 1 s and 3 retries), and the next attempt follows
+// after backoffMax. With 2 s that is under 4 s, inside the 5 s a console
+// must be back in. Each attempt against a silent BMC costs four datagrams,
+// so trying every 6 s or so costs nothing worth saving.
 const (
 	backoffMin  = 100 * time.Millisecond
-	backoffMax  = 5 * time.Second
+	backoffMax  = 2 * time.Second
 	stableAfter = 10 * time.Second
 )
 

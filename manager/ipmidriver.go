@@ -68,7 +68,9 @@ type IPMIDriverConfig struct {
 	// to the operation).
 	ReuseTimeout time.Duration
 	// SOL configures the console; the driver fills in Logger and the
-	// fields the node's quirks control (MaxData, IgnorePayloadPort).
+	// fields the node's quirks control (MaxData, IgnorePayloadPort). A
+	// zero KeepaliveInterval or KeepaliveTimeout takes the driver's
+	// defaults below, not package sol's.
 	SOL sol.ConsoleOptions
 }
 
@@ -81,6 +83,22 @@ const (
 	// back when it closes; more would only sit idle on the BMC, whose
 	// session table is small (often 4 to 8 slots).
 	maxIdleSessions = 2
+	// The SOL keepalive (Get Payload Activation Status, IPMI v2.0 section
+	// 24.4) is how an open console notices that its BMC is gone: while the
+	// host prints, only the BMC sends SOL data, and the console's
+	// acknowledgements are never retransmitted, so nothing else times out.
+	// A BMC that reboots forgets the session without a word and, once
+	// back, ignores its packets (section 13.6). The console must notice
+	// and reopen within 5 s of the BMC answering again however short the
+	// reboot, so interval + timeout stays well under that (3 s); the
+	// remaining time covers the hub's first reopen. One request a second
+	// per open console costs the BMC next to nothing; ipmitool's 15 s
+	// (package sol's default) would leave a rebooted BMC's console dark
+	// for up to 25 s. The timeout leaves the session's retransmissions
+	// (at 0, 0.4 and 1.2 s with the default 1 s attempt timeout) their
+	// chance on a lossy network.
+	DefaultIPMISOLKeepaliveInterval = time.Second
+	DefaultIPMISOLKeepaliveTimeout  = 2 * time.Second
 )
 
 func (c IPMIDriverConfig) withDefaults() IPMIDriverConfig {
@@ -98,6 +116,12 @@ func (c IPMIDriverConfig) withDefaults() IPMIDriverConfig {
 	}
 	if c.ReuseTimeout <= 0 {
 		c.ReuseTimeout = 2 * c.AttemptTimeout
+	}
+	if c.SOL.KeepaliveInterval <= 0 {
+		c.SOL.KeepaliveInterval = DefaultIPMISOLKeepaliveInterval
+	}
+	if c.SOL.KeepaliveTimeout <= 0 {
+		c.SOL.KeepaliveTimeout = DefaultIPMISOLKeepaliveTimeout
 	}
 	return c
 }
@@ -524,19 +548,43 @@ type ipmiConsole struct {
 	con    *sol.Console
 	client *bmc.Client
 	once   sync.Once
+	// lost: the console stopped because its session stopped answering
+	// (sol.ErrSessionLost), which the session itself may not know yet.
+	lost atomic.Bool
 }
 
 // Read returns the host's serial output.
-func (ic *ipmiConsole) Read(p []byte) (int, error) { return ic.con.Read(p) }
+func (ic *ipmiConsole) Read(p []byte) (int, error) {
+	n, err := ic.con.Read(p)
+	if err != nil && errors.Is(err, sol.ErrSessionLost) {
+		ic.lost.Store(true)
+	}
+	return n, err
+}
 
 // Close deactivates SOL (best effort) and returns the session to the pool
 // if it is still alive. A pending Read returns at once.
+//
+// A console whose session was lost gives it back to nobody: the SOL
+// keepalive gave up on it under its own deadline, which leaves the
+// session looking alive, and a reopen that reused it would first spend
+// the reuse budget on a BMC that no longer knows it. The node's idle
+// sessions go too: a BMC that forgets one session (it rebooted, or its
+// session table was reset) has almost always forgotten them all, and the
+// console's reopen should dial at once.
 func (ic *ipmiConsole) Close() error {
 	ic.once.Do(func() {
 		if err := ic.con.Close(); err != nil {
 			ic.d.log.Debug("closing the SOL console", "err", err)
 		}
-		ic.d.pool.put(ic.client) // a dead session is discarded there
+		if ic.lost.Load() {
+			ic.d.pool.discard(ic.client)
+			if n := ic.d.pool.discardIdle(); n > 0 {
+				ic.d.log.Info("console session lost; closed the node's idle sessions with it", "count", n)
+			}
+		} else {
+			ic.d.pool.put(ic.client) // a dead session is discarded there
+		}
 		ic.d.mu.Lock()
 		delete(ic.d.consoles, ic)
 		ic.d.mu.Unlock()
@@ -699,6 +747,22 @@ func (p *sessionPool) sweep() {
 			hook(len(expired))
 		}
 	}
+}
+
+// discardIdle closes every idle session and returns how many there were.
+func (p *sessionPool) discardIdle() int {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	for _, s := range idle {
+		p.discard(s.c)
+	}
+	return len(idle)
 }
 
 // discard closes c in the background (Close Session may wait for a BMC

@@ -766,6 +766,131 @@ func TestIPMIDriverConsoleQuirks(t *testing.T) {
 	newCounterConsole(rc).lines(t, 10, 10*time.Second)
 }
 
+// TestIPMIDriverSOLKeepalive: the console's keepalive defaults to the
+// driver's fast one (a dead BMC noticed within 3 s), and configured values
+// are kept.
+func TestIPMIDriverSOLKeepalive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                      string
+		sol                       sol.ConsoleOptions
+		wantInterval, wantTimeout time.Duration
+	}{
+		{"defaults", sol.ConsoleOptions{}, DefaultIPMISOLKeepaliveInterval, DefaultIPMISOLKeepaliveTimeout},
+		{"configured", sol.ConsoleOptions{KeepaliveInterval: 7 * time.Second, KeepaliveTimeout: 3 * time.Second},
+			7 * time.Second, 3 * time.Second},
+		{"interval only", sol.ConsoleOptions{KeepaliveInterval: 500 * time.Millisecond},
+			500 * time.Millisecond, DefaultIPMISOLKeepaliveTimeout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := newIPMIDriver(IPMIInfo{Addr: "127.0.0.1:623", User: "u", Pass: "p"}, DriverEnv{NodeID: "n"},
+				IPMIDriverConfig{SOL: tc.sol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			o := d.consoleOptions()
+			if o.KeepaliveInterval != tc.wantInterval || o.KeepaliveTimeout != tc.wantTimeout {
+				t.Errorf("SOL keepalive every %v with a %v timeout; want %v and %v",
+					o.KeepaliveInterval, o.KeepaliveTimeout, tc.wantInterval, tc.wantTimeout)
+			}
+		})
+	}
+}
+
+// TestConsoleReconnectBudget: the worst case of the time from a rebooted
+// BMC answering again to its console being back, from the constants that
+// make it, stays inside the 5 s the issue allows (the e2e test
+// TestFaultBMCRebootConsoleReconnects measures typical cases):
+//   - a short reboot: the console notices only by its keepalive, at most
+//     interval + timeout after the BMC went silent, and the hub reopens
+//     after backoffMin;
+//   - a long one: the BMC comes back just after an open attempt's last
+//     retransmission; the attempt waits out its last timeout (rmcpplus
+//     spreads attempt k of n over base*2*(k+1)/(n+1), retransmit.go), and
+//     the next one follows after at most backoffMax.
+func TestConsoleReconnectBudget(t *testing.T) {
+	t.Parallel()
+	const bound = 5 * time.Second
+	const handshake = 500 * time.Millisecond // dial and activation on a slow network
+	n := rmcpplus.DefaultRetries + 1
+	lastWait := rmcpplus.DefaultTimeout * time.Duration(2*n) / time.Duration(n+1)
+	cases := []struct {
+		name  string
+		worst time.Duration
+	}{
+		{"short reboot, noticed by the SOL keepalive", DefaultIPMISOLKeepaliveInterval + DefaultIPMISOLKeepaliveTimeout + backoffMin + handshake},
+		{"long reboot, back after an attempt's last retransmission", lastWait + backoffMax + handshake},
+	}
+	for _, c := range cases {
+		if c.worst > bound {
+			t.Errorf("%s: the console may be back only %v after the BMC answers; want within %v", c.name, c.worst, bound)
+		}
+	}
+	if got := nextBackoff(time.Hour); got != backoffMax {
+		t.Errorf("backoff after a long wait %v, want the cap %v", got, backoffMax)
+	}
+}
+
+// TestIPMIDriverConsoleLostAfterBMCReboot: a BMC reboot ends the console
+// through its SOL keepalive, even though the session itself looks alive;
+// neither that session nor the node's idle one is reused afterwards, so
+// the next console dials at once instead of first waiting out a session
+// the BMC has forgotten.
+func TestIPMIDriverConsoleLostAfterBMCReboot(t *testing.T) {
+	t.Parallel()
+	n := startFakeNode(t, true, false)
+	cfg := fastIPMIConfig()
+	cfg.SOL.KeepaliveInterval = 50 * time.Millisecond
+	cfg.SOL.KeepaliveTimeout = 200 * time.Millisecond
+	d, w := newTestIPMIDriver(t, n.addr, 17, cfg)
+	ctx := opCtx(t, 10*time.Second)
+	if _, err := d.PowerStatus(ctx); err != nil { // a warm idle session
+		t.Fatal(err)
+	}
+	rc, err := d.OpenConsole(ctx)
+	if err != nil {
+		t.Fatalf("OpenConsole: %v", err)
+	}
+	newCounterConsole(rc).lines(t, 10, 5*time.Second)
+	dials := w.dials.Load()
+
+	n.bmc.Reboot(300 * time.Millisecond)
+	start := time.Now()
+	_, err = io.Copy(io.Discard, rc)
+	lostAfter := time.Since(start)
+	if !errors.Is(err, sol.ErrSessionLost) {
+		t.Fatalf("console after the BMC rebooted ended with %v; want sol.ErrSessionLost", err)
+	}
+	if limit := cfg.SOL.KeepaliveInterval + cfg.SOL.KeepaliveTimeout + 300*time.Millisecond; lostAfter > limit {
+		t.Errorf("console noticed the reboot after %v; want within %v", lostAfter, limit)
+	}
+	rc.Close()
+	d.pool.mu.Lock()
+	idle := len(d.pool.idle)
+	d.pool.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle sessions kept after the console's session was lost; want none", idle)
+	}
+
+	if err := n.bmc.WaitRebooted(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	rc2, err := d.OpenConsole(ctx)
+	if err != nil {
+		t.Fatalf("OpenConsole after the reboot: %v", err)
+	}
+	defer rc2.Close()
+	newCounterConsole(rc2).lines(t, 10, 5*time.Second)
+	if got := d.redials.Load(); got != 0 {
+		t.Errorf("%d operations first tried a session the BMC had forgotten; want 0", got)
+	}
+	if got := w.dials.Load() - dials; got != 1 {
+		t.Errorf("%d dials for the console after the reboot, want 1", got)
+	}
+}
+
 func TestIPMIDriverRejectsUnknownQuirk(t *testing.T) {
 	t.Parallel()
 	info := IPMIInfo{Addr: "127.0.0.1:623", User: "u", Pass: "p", Quirks: []string{"solport", "fastmode"}}
