@@ -177,15 +177,7 @@ measure:
 			t.Fatalf("healthy viewer during the black hole: %v", err)
 		}
 	}
-	if a.status != http.StatusGatewayTimeout || !strings.Contains(a.body, "answer") {
-		t.Errorf("black-holed node: %d %s; want 504 saying the BMC did not answer", a.status, a.body)
-	}
-	if a.elapsed > e2eOpTimeout+500*time.Millisecond {
-		t.Errorf("black-holed node answered after %v; want within the %v operation timeout", a.elapsed, e2eOpTimeout)
-	}
-	if strings.Contains(a.body, e2ePass) {
-		t.Errorf("504 body shows the password: %s", a.body)
-	}
+	checkBlackHoleAnswer(t, a)
 	pause, lines, err := healthyView.since(holeStart)
 	if err != nil {
 		t.Fatalf("healthy viewer during the black hole: %v", err)
@@ -282,6 +274,21 @@ func (n e2eNode) timedPowerStatus(want string) time.Duration {
 		n.e.t.Fatalf("%s power_status %q, want %q", n.id, got, want)
 	}
 	return d
+}
+
+// checkBlackHoleAnswer: a node whose BMC never answers gets a 504 that says
+// so, within the operation timeout, and never shows the BMC password.
+func checkBlackHoleAnswer(t *testing.T, a asyncAnswer) {
+	t.Helper()
+	if a.status != http.StatusGatewayTimeout || !strings.Contains(a.body, "answer") {
+		t.Errorf("black-holed node: %d %s; want 504 saying the BMC did not answer", a.status, a.body)
+	}
+	if a.elapsed > e2eOpTimeout+500*time.Millisecond {
+		t.Errorf("black-holed node answered after %v; want within the %v operation timeout", a.elapsed, e2eOpTimeout)
+	}
+	if strings.Contains(a.body, e2ePass) {
+		t.Errorf("504 body shows the password: %s", a.body)
+	}
 }
 
 type asyncAnswer struct {

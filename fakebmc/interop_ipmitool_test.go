@@ -455,15 +455,7 @@ func TestIpmitoolSOLStaleActivation(t *testing.T) {
 	needIpmitool(t)
 	t.Parallel()
 	f := startTestFleet(t, 1)
-	p := startSOL(t, f.Addr(0), 17)
-	p.waitLine(t, "[SOL Session operational")
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	if !f.BMC(0).SOLActive() {
-		t.Fatal("SOL inactive right after the client was killed; want it left active")
-	}
+	killSOLClient(t, f, 0)
 	out, err := ipmitool(t, f.Addr(0), 17, "sol", "activate")
 	if err == nil || !strings.Contains(out, "SOL payload already active on another session") {
 		t.Fatalf("second activation: err %v, output:\n%s", err, out)
@@ -479,6 +471,21 @@ func TestIpmitoolSOLStaleActivation(t *testing.T) {
 	p2 := startSOL(t, f.Addr(0), 17)
 	p2.waitLine(t, "[SOL Session operational")
 	p2.quit(t)
+}
+
+// killSOLClient activates SOL on BMC i with ipmitool and SIGKILLs it, as a
+// crashed client would, leaving the payload active on a dead session.
+func killSOLClient(t *testing.T, f *Fleet, i int) {
+	t.Helper()
+	p := startSOL(t, f.Addr(i), 17)
+	p.waitLine(t, "[SOL Session operational")
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if !f.BMC(i).SOLActive() {
+		t.Fatal("SOL inactive right after the client was killed; want it left active")
+	}
 }
 
 func TestIpmitoolAfterGarbage(t *testing.T) {

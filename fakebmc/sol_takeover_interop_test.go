@@ -20,15 +20,7 @@ func TestConsoleTakesOverAfterIpmitoolKilled(t *testing.T) {
 	needIpmitool(t)
 	t.Parallel()
 	f := startTestFleet(t, 1)
-	p := startSOL(t, f.Addr(0), 17)
-	p.waitLine(t, "[SOL Session operational")
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	if !f.BMC(0).SOLActive() {
-		t.Fatal("SOL inactive right after ipmitool was killed; want it left active")
-	}
+	killSOLClient(t, f, 0)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
