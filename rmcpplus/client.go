@@ -1,7 +1,6 @@
 package rmcpplus
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,6 +171,7 @@ type Session struct {
 	lastRecv          atomic.Int64 // UnixNano of the last accepted session packet
 	rejectedSeq       atomic.Uint64
 	rejectedIntegrity atomic.Uint64
+	rejectedOversize  atomic.Uint64 // datagrams that filled the read buffer (readBufferSize)
 
 	keepalive atomic.Pointer[time.Timer]
 	payloads  [64]atomic.Pointer[PayloadConn]
@@ -198,9 +198,21 @@ type handshakeReply struct {
 	payload []byte
 }
 
-// maxDatagram is the read buffer size. IPMI and SOL packets are far
-// smaller; a longer datagram is truncated and then fails its checks.
-const maxDatagram = 4096
+// readBufferSize is the size of a reading goroutine's datagram buffer.
+//
+// The largest datagram a session carries here is about 334 bytes: a SOL
+// payload of 4 + 255 bytes (a receiver acknowledges at most 255 characters
+// of a packet, the accepted count being one byte, IPMI v2.0 section 15.9)
+// or an IPMI message of similar size, sealed with every option of section
+// 13.6: RMCP header 4, session header 12 (18 for an OEM payload),
+// AES-CBC-128 IV 16 and pad up to 16 (section 13.29), integrity pad up to
+// 3, pad length and next header 2, AuthCode up to 16 (section 13.28.4).
+// 1 KiB leaves three times that, and is what ipmitool's lanplus interface
+// reads every datagram into, SOL included (IPMI_BUF_SIZE). ReadFrom cuts a
+// longer datagram to the buffer without saying so, so a read that fills
+// the buffer counts as cut and is dropped (rejectedOversize) instead of
+// being parsed: the largest datagram accepted is readBufferSize-1 bytes.
+const readBufferSize = 1024
 
 // Dial performs the RMCP+ handshake and sets the session privilege.
 //
@@ -400,8 +412,10 @@ func (s *Session) nextSeq(sec *sessionSecrets) uint32 {
 // readLoop is the one reader of conn. main: conn is the session's socket,
 // whose failure ends the session (a payload's own socket just stops).
 func (s *Session) readLoop(conn net.PacketConn, main bool) {
-	buf := make([]byte, maxDatagram)
-	plain := make([]byte, 0, maxDatagram)
+	buf := make([]byte, readBufferSize)
+	// Decrypted payloads; grown by the first one to the size this
+	// session's packets need (a few hundred bytes), then reused.
+	var plain []byte
 	var p Packet
 	// The sender's address is not needed (packets prove their origin by
 	// session ID and integrity); a *net.UDPConn can skip allocating it.
@@ -420,6 +434,10 @@ func (s *Session) readLoop(conn net.PacketConn, main bool) {
 				s.end(&sessionLostError{addr: s.addrText, during: "reading the socket", cause: err})
 			}
 			return
+		}
+		if n >= len(buf) {
+			s.rejectedOversize.Add(1) // possibly cut short: never parse it
+			continue
 		}
 		plain = s.handleDatagram(&p, buf[:n], plain[:0])
 	}
@@ -489,7 +507,7 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	if p.PayloadType == PayloadIPMI {
 		s.deliverIPMI(payload, true)
 	} else if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
-		pc.deliver(bytes.Clone(payload))
+		pc.deliver(payload)
 	}
 	return payload
 }

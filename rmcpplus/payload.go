@@ -1,10 +1,12 @@
 package rmcpplus
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // PayloadConn carries one payload type's packets on a session: Serial Over
@@ -18,11 +20,15 @@ type PayloadConn struct {
 	addr net.Addr
 	own  bool // conn is this PayloadConn's own socket (a different BMC port)
 
+	// handler, if set (OpenPayloadFunc), receives inbound payloads on the
+	// reading goroutine instead of recv.
+	handler func(payload []byte)
+
 	sendMu sync.Mutex
 	buf    []byte
 
-	mu     sync.RWMutex
-	closed bool
+	closed atomic.Bool
+	mu     sync.RWMutex // guards sending on recv against closing it
 	recv   chan []byte
 }
 
@@ -38,8 +44,34 @@ var ErrPayloadClosed = errors.New("rmcpplus: payload connection closed")
 // the session's gets a socket of its own (Activate Payload may name one,
 // section 24.1); keys and sequence numbers stay the session's, and the BMC
 // learns that socket's address from the first packet sent on it. One
-// PayloadConn per payload type may be open at a time.
+// PayloadConn per payload type may be open at a time. Inbound payloads
+// arrive on Recv.
 func (s *Session) OpenPayload(pt PayloadType, port int) (*PayloadConn, error) {
+	return s.openPayload(pt, port, nil)
+}
+
+// OpenPayloadFunc is OpenPayload that hands every inbound payload to
+// handler instead of queueing it on Recv: one goroutine hop and one copy
+// less per packet, for a consumer that can act on a payload at once (the
+// SOL Console acknowledges it from there).
+//
+// handler runs on the goroutine that reads the session's socket (or the
+// payload's own socket), one payload at a time per socket. The payload is
+// decrypted and verified, and valid only until handler returns: the
+// buffer is reused for the next datagram. handler must not block, since
+// every packet of the session (IPMI responses included) waits for it; it
+// may call Send. It is not called for datagrams read after Close or after
+// the session ended, but a call already running may still be running when
+// Close returns. Recv yields nothing and is closed when the PayloadConn or
+// its session ends.
+func (s *Session) OpenPayloadFunc(pt PayloadType, port int, handler func(payload []byte)) (*PayloadConn, error) {
+	if handler == nil {
+		return nil, errors.New("rmcpplus: OpenPayloadFunc needs a handler")
+	}
+	return s.openPayload(pt, port, handler)
+}
+
+func (s *Session) openPayload(pt PayloadType, port int, handler func([]byte)) (*PayloadConn, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
@@ -49,7 +81,12 @@ func (s *Session) OpenPayload(pt PayloadType, port int) (*PayloadConn, error) {
 	if port < 0 || port > 0xFFFF {
 		return nil, fmt.Errorf("rmcpplus: payload port %d out of range", port)
 	}
-	pc := &PayloadConn{s: s, pt: pt, conn: s.conn, addr: s.addr, recv: make(chan []byte, payloadQueue)}
+	pc := &PayloadConn{s: s, pt: pt, conn: s.conn, addr: s.addr, handler: handler}
+	if handler != nil {
+		pc.recv = make(chan []byte) // only closed: payloads go to handler
+	} else {
+		pc.recv = make(chan []byte, payloadQueue)
+	}
 	if port != 0 && port != s.addr.Port {
 		c, err := listenUDPFor(s.addr)
 		if err != nil {
@@ -73,12 +110,9 @@ func (s *Session) OpenPayload(pt PayloadType, port int) (*PayloadConn, error) {
 	return pc, nil
 }
 
-// Send seals one payload and sends it.
+// Send seals one payload and sends it. payload is not retained.
 func (p *PayloadConn) Send(payload []byte) error {
-	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	if p.closed.Load() {
 		if err := p.s.Err(); err != nil {
 			return err
 		}
@@ -101,8 +135,9 @@ func (p *PayloadConn) Send(payload []byte) error {
 	return nil
 }
 
-// Recv yields the decrypted inbound payloads of this type. It is closed
-// when the PayloadConn or its session is closed.
+// Recv yields the decrypted inbound payloads of this type (none when
+// opened with OpenPayloadFunc). It is closed when the PayloadConn or its
+// session is closed.
 func (p *PayloadConn) Recv() <-chan []byte { return p.recv }
 
 // Close stops delivery and closes Recv. It is idempotent.
@@ -115,26 +150,35 @@ func (p *PayloadConn) Close() error {
 func (p *PayloadConn) shutdown() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return
 	}
-	p.closed = true
+	p.closed.Store(true)
 	close(p.recv)
 	if p.own {
 		p.conn.Close()
 	}
 }
 
-// deliver queues an inbound payload (owned by p from now on), dropping it
-// when the reader is behind.
+// deliver hands an inbound payload to the handler, or queues a copy of it,
+// dropping it when the reader is behind. b is the reading goroutine's
+// buffer, valid only during the call.
 func (p *PayloadConn) deliver(b []byte) {
+	if p.handler != nil {
+		// No lock is held while the handler runs: it may Send, and Send
+		// must never wait for a reader of p.mu behind a closing writer.
+		if !p.closed.Load() {
+			p.handler(b)
+		}
+		return
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.closed {
+	if p.closed.Load() {
 		return
 	}
 	select {
-	case p.recv <- b:
+	case p.recv <- bytes.Clone(b):
 	default:
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"obmd/ipmi"
@@ -16,6 +17,8 @@ import (
 // PayloadConn carries SOL payloads on a session. *rmcpplus.PayloadConn
 // implements it; tests use fakes.
 type PayloadConn interface {
+	// Send transmits one payload. It must not keep payload after it
+	// returns: the Console reuses the buffer.
 	Send(payload []byte) error
 	// Recv yields inbound payloads; it is closed when the connection or
 	// its session ends.
@@ -31,19 +34,28 @@ type PayloadConn interface {
 // Payload asks for encryption and authentication exactly when the suite
 // has them; otherwise it asks for both, as ipmitool does (a BMC applies
 // them only if the session can). If it has `Err() error`, the Console
-// reports that error when the session ends.
+// reports that error when the session ends. If it has
+// `OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)`,
+// as *rmcpplus.Session does, the Console opens the payload with it and
+// handles each SOL packet on the session's reading goroutine (engine step,
+// ACK sent, characters buffered for Read) instead of receiving it from
+// Recv on a goroutine of its own: no goroutine hand-off per packet.
 type ClientSession[C PayloadConn] interface {
 	Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error)
 	OpenPayload(pt rmcpplus.PayloadType, port int) (C, error)
 	Done() <-chan struct{}
 }
 
-// The real session and payload connection fit; the Console and the BMC
-// endpoint are byte streams.
+// The real session and payload connection fit, the session with the
+// direct path Open looks for; the Console and the BMC endpoint are byte
+// streams.
 var (
 	_ ClientSession[*rmcpplus.PayloadConn] = (*rmcpplus.Session)(nil)
-	_ io.ReadWriteCloser                   = (*Console)(nil)
-	_ io.ReadWriteCloser                   = (*BMCEndpoint)(nil)
+	_ interface {
+		OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (*rmcpplus.PayloadConn, error)
+	} = (*rmcpplus.Session)(nil)
+	_ io.ReadWriteCloser = (*Console)(nil)
+	_ io.ReadWriteCloser = (*BMCEndpoint)(nil)
 )
 
 // Console defaults, used for zero ConsoleOptions fields.
@@ -157,8 +169,15 @@ type Activation struct {
 
 // Console is an active SOL session from the remote console side: Read
 // returns the host's serial output, Write types to it. It is a thin shell
-// around an Engine: one goroutine owns the Engine, the payload connection
-// and the timers.
+// around an Engine.
+//
+// Every input drives the Engine under one lock (emu), on the goroutine it
+// arrives on, and what the Engine asks to send is sent there, in order: a
+// SOL packet on the session's reading goroutine (see ClientSession), Write
+// and SendBreak on the caller's, retransmissions on a timer's. So a packet
+// from the BMC is acknowledged without waking any other goroutine; the
+// reader is woken only when it is waiting for output. One supervising
+// goroutine watches the session, the keepalive and Close.
 type Console struct {
 	opts       ConsoleOptions
 	do         func(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error)
@@ -167,25 +186,38 @@ type Console struct {
 	conn       PayloadConn
 	activation Activation
 
-	events    chan Event
-	writeCh   chan writeReq
-	breakCh   chan chan error
-	consumed  chan struct{} // poke: the reader freed buffer space
+	events   chan Event
+	evMu     sync.Mutex // orders emit against closing events
+	evClosed bool
+
 	closeCh   chan struct{}
+	stopped   chan struct{} // poked (capacity 1) when the Console stops: the supervisor winds down
 	loopDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 
+	// The Engine side, guarded by emu.
+	emu      sync.Mutex
+	e        *Engine
+	out      Output // reused by the per-packet Engine steps
+	pkt      []byte // a marshalled SOL payload, reused
+	retry    *time.Timer
+	due      time.Time // what retry is set for
+	canWrite sync.Cond // on emu: writers wait for room under MaxPending
+	end      error     // why the Console stopped; nil while running
+
+	// Bytes Read and not yet reported to the Engine. The next packet
+	// reports them (the Engine needs the count only to accept a packet),
+	// unless the Engine NACKed for want of room: then Read reports them at
+	// once, so the BMC resumes without waiting for its retry.
+	freed  atomic.Int64
+	nacked atomic.Bool
+
+	// The reader side, guarded by mu.
 	mu       sync.Mutex
 	readable sync.Cond
-	rbuf     ring
-	freed    int   // bytes Read since the loop last told the Engine
+	rbuf     ring  // delivered output not yet Read
 	err      error // why the Console stopped; nil while running
-}
-
-type writeReq struct {
-	data []byte
-	done chan error
 }
 
 // Open activates SOL on sess and returns the running Console. ctx bounds
@@ -206,44 +238,64 @@ func Open[C PayloadConn](ctx context.Context, sess ClientSession[C], opts Consol
 	if opts.IgnorePayloadPort {
 		port = 0
 	}
-	conn, err := sess.OpenPayload(rmcpplus.PayloadSOL, port)
-	if err != nil {
-		deactivate(sess.Do, opts.Instance)
-		return nil, fmt.Errorf("sol: opening the SOL payload channel to port %d: %w", port, err)
-	}
 	c := &Console{
 		opts:       opts,
 		do:         sess.Do,
 		sessDone:   sess.Done(),
 		sessErr:    func() error { return nil },
-		conn:       conn,
 		activation: act,
 		events:     make(chan Event, 64),
-		writeCh:    make(chan writeReq),
-		breakCh:    make(chan chan error),
-		consumed:   make(chan struct{}, 1),
 		closeCh:    make(chan struct{}),
+		stopped:    make(chan struct{}, 1),
 		loopDone:   make(chan struct{}),
 	}
 	if s, ok := any(sess).(interface{ Err() error }); ok {
 		c.sessErr = s.Err
 	}
 	c.readable.L = &c.mu
+	c.canWrite.L = &c.emu
 	maxData := MaxDataForPayloadSize(act.InboundPayloadSize)
 	if opts.MaxData > 0 {
 		maxData = min(opts.MaxData, MaxCharacters)
 	}
-	e := NewEngine(Config{
+	c.e = NewEngine(Config{
 		Role:          ConsoleSide,
 		MaxData:       maxData,
 		RetryInterval: opts.RetryInterval,
 		Retries:       opts.Retries,
 		ReceiveBuffer: opts.ReadBuffer,
 	})
+
+	// Packets may arrive as soon as the payload is open: emu holds them
+	// back until the Console is complete.
+	c.emu.Lock()
+	var conn C
+	if s, ok := any(sess).(interface {
+		OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)
+	}); ok {
+		conn, err = s.OpenPayloadFunc(rmcpplus.PayloadSOL, port, c.receive)
+	} else {
+		conn, err = sess.OpenPayload(rmcpplus.PayloadSOL, port)
+	}
+	if err != nil {
+		c.emu.Unlock()
+		deactivate(sess.Do, opts.Instance)
+		return nil, fmt.Errorf("sol: opening the SOL payload channel to port %d: %w", port, err)
+	}
+	c.conn = conn
 	c.emit(EventActivated)
 	opts.Logger.Debug("SOL activated", "instance", act.Instance, "inbound", act.InboundPayloadSize,
 		"outbound", act.OutboundPayloadSize, "port", act.Port, "takeovers", act.TakeOvers)
-	go c.loop(e)
+	if !opts.SkipStartupPacket {
+		// Step past a sequence number the BMC may remember from an
+		// earlier session (ipmi_sim does, and drops such a "duplicate");
+		// the empty packet also asserts CTS and DCD/DSR, completing the
+		// startup handshake ipmitool's activation bits ask for.
+		o := c.e.Signal(time.Now(), 0)
+		c.apply(&o)
+	}
+	c.emu.Unlock()
+	go c.supervise()
 	return c, nil
 }
 
@@ -316,10 +368,22 @@ func (c *Console) Activation() Activation { return c.activation }
 func (c *Console) Events() <-chan Event { return c.events }
 
 func (c *Console) emit(ev Event) {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.evClosed {
+		return
+	}
 	select {
 	case c.events <- ev:
 	default:
 	}
+}
+
+func (c *Console) closeEvents() {
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	c.evClosed = true
+	close(c.events)
 }
 
 // Read returns the host's serial output, blocking until there is some.
@@ -340,11 +404,16 @@ func (c *Console) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n := c.rbuf.read(p)
-	c.freed += n
 	c.mu.Unlock()
-	select {
-	case c.consumed <- struct{}{}:
-	default:
+	c.freed.Add(int64(n))
+	// Paired with noteRoom: either this sees the NACK, or noteRoom sees
+	// the bytes just freed.
+	if c.nacked.Load() {
+		c.emu.Lock()
+		if c.end == nil {
+			c.noteRoom(time.Now())
+		}
+		c.emu.Unlock()
 	}
 	return n, nil
 }
@@ -356,14 +425,18 @@ func (c *Console) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	req := writeReq{data: p, done: make(chan error, 1)}
-	select {
-	case c.writeCh <- req:
-	case <-c.loopDone:
-		return 0, c.stopErr()
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return 0, c.end
 	}
-	if err := <-req.done; err != nil {
-		return 0, err
+	o := c.e.Write(time.Now(), p)
+	c.apply(&o)
+	for c.end == nil && c.e.Pending() > c.opts.MaxPending {
+		c.canWrite.Wait()
+	}
+	if c.end != nil {
+		return 0, c.end
 	}
 	return len(p), nil
 }
@@ -371,13 +444,14 @@ func (c *Console) Write(p []byte) (int, error) {
 // SendBreak sends a serial break to the host after the bytes already
 // written (IPMI v2.0 section 15.9, "generate break").
 func (c *Console) SendBreak() error {
-	done := make(chan error, 1)
-	select {
-	case c.breakCh <- done:
-	case <-c.loopDone:
-		return c.stopErr()
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return c.end
 	}
-	return <-done
+	o := c.e.Break(time.Now())
+	c.apply(&o)
+	return nil
 }
 
 // Close deactivates the payload (Deactivate Payload, best effort) and stops
@@ -389,125 +463,180 @@ func (c *Console) Close() error {
 	return c.closeErr
 }
 
-func (c *Console) stopErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err
+// receive handles one SOL payload from the BMC: on the session's reading
+// goroutine (OpenPayloadFunc; b is valid only during the call) or on the
+// supervisor's (Recv).
+func (c *Console) receive(b []byte) {
+	p, err := ParsePacket(b)
+	if err != nil {
+		c.opts.Logger.Debug("dropping malformed SOL payload", "err", err)
+		return
 	}
-	return ErrClosed
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return
+	}
+	now := time.Now()
+	if n := c.freed.Swap(0); n > 0 {
+		c.e.ConsumeTo(&c.out, now, int(n))
+		c.apply(&c.out)
+	}
+	c.e.ReceiveTo(&c.out, now, p)
+	c.apply(&c.out)
+	c.noteRoom(now)
 }
 
-// stop records why the Console ended and wakes readers; the first reason
-// wins.
-func (c *Console) stop(err error) {
-	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
+// noteRoom publishes whether the Engine is NACKing for want of room and,
+// if it is, reports the bytes Read meanwhile; emu is held.
+func (c *Console) noteRoom(now time.Time) {
+	for c.end == nil {
+		nacked := c.e.lastNACKed
+		c.nacked.Store(nacked)
+		if !nacked {
+			return
+		}
+		n := c.freed.Swap(0)
+		if n == 0 {
+			return
+		}
+		c.e.ConsumeTo(&c.out, now, int(n))
+		c.apply(&c.out)
 	}
+}
+
+// apply carries out an Engine output; emu is held. The packets leave
+// first: the BMC's next packet waits for our ACK, the reader does not.
+func (c *Console) apply(o *Output) {
+	var fatal error
+	for _, ev := range o.Events {
+		switch ev {
+		case EventDeactivating:
+			c.emit(EventDeactivatedByBMC)
+			fatal = fmt.Errorf("%w (status bit in a SOL packet)", ErrDeactivated)
+		case EventPeerNotAnswering:
+			c.emit(EventPeerNotAnswering)
+			fatal = fmt.Errorf("%w: no acknowledgement after %d retransmissions %v apart",
+				ErrPeerNotAnswering, c.opts.Retries, c.opts.RetryInterval)
+		default:
+			c.emit(ev)
+		}
+	}
+	for i := range o.Send {
+		c.pkt = o.Send[i].AppendTo(c.pkt[:0])
+		if err := c.conn.Send(c.pkt); err != nil {
+			c.opts.Logger.Debug("sending SOL payload failed", "err", err)
+		}
+	}
+	if len(o.Deliver) > 0 {
+		c.mu.Lock()
+		c.rbuf.write(o.Deliver)
+		c.readable.Broadcast() // wakes a reader only if one is waiting
+		c.mu.Unlock()
+	}
+	c.schedule(o.Deadline)
+	if c.e.Pending() <= c.opts.MaxPending {
+		c.canWrite.Broadcast()
+	}
+	if fatal != nil {
+		c.failLocked(fatal)
+	}
+}
+
+// schedule sets the retransmission timer for the Engine's deadline; emu is
+// held. A timer left set for a deadline that went away fires harmlessly:
+// Tick does nothing before its time.
+func (c *Console) schedule(at time.Time) {
+	if c.end != nil || at.IsZero() || at.Equal(c.due) {
+		return
+	}
+	c.due = at
+	d := time.Until(at)
+	if c.retry == nil {
+		c.retry = time.AfterFunc(d, c.tick)
+		return
+	}
+	c.retry.Reset(d)
+}
+
+func (c *Console) tick() {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return
+	}
+	c.due = time.Time{}
+	o := c.e.Tick(time.Now())
+	c.apply(&o)
+}
+
+// fail stops the Console for err unless it has stopped already.
+func (c *Console) fail(err error) {
+	c.emu.Lock()
+	c.failLocked(err)
+	c.emu.Unlock()
+}
+
+// failLocked records why the Console stopped (the first reason wins),
+// ends the Engine, fails waiting writers, wakes readers and tells the
+// supervisor; emu is held.
+func (c *Console) failLocked(err error) {
+	if c.end != nil {
+		return
+	}
+	c.end = err
+	c.e.Close(time.Now())
+	if c.retry != nil {
+		c.retry.Stop()
+	}
+	c.canWrite.Broadcast()
+	c.mu.Lock()
+	c.err = err
 	c.readable.Broadcast()
 	c.mu.Unlock()
+	select {
+	case c.stopped <- struct{}{}:
+	default:
+	}
 }
 
-// loop owns the Engine, the payload connection and the timers.
-func (c *Console) loop(e *Engine) {
+func (c *Console) endErr() error {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	return c.end
+}
+
+// supervise watches the session, runs the keepalive, takes payloads from
+// Recv when the session cannot hand them over directly, and winds the
+// Console down when it stops or is closed.
+func (c *Console) supervise() {
 	defer close(c.loopDone)
-	defer close(c.events)
+	defer c.closeEvents()
 	defer c.conn.Close()
 
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
 	keepalive := time.NewTimer(c.opts.KeepaliveInterval)
 	defer keepalive.Stop()
 	kaResult := make(chan error, 1)
 	kaRunning := false
-	var writers []writeReq // accepted, waiting for MaxPending room
 
-	failWriters := func(err error) {
-		for _, w := range writers {
-			w.done <- err
-		}
-		writers = nil
-	}
-	// handle carries out an Engine output; it returns a terminal error.
-	handle := func(o Output) error {
-		var fatal error
-		for _, ev := range o.Events {
-			switch ev {
-			case EventDeactivating:
-				c.emit(EventDeactivatedByBMC)
-				fatal = fmt.Errorf("%w (status bit in a SOL packet)", ErrDeactivated)
-			case EventPeerNotAnswering:
-				c.emit(EventPeerNotAnswering)
-				fatal = fmt.Errorf("%w: no acknowledgement after %d retransmissions %v apart",
-					ErrPeerNotAnswering, c.opts.Retries, c.opts.RetryInterval)
-			default:
-				c.emit(ev)
-			}
-		}
-		if len(o.Deliver) > 0 {
-			c.mu.Lock()
-			c.rbuf.write(o.Deliver)
-			c.readable.Broadcast()
-			c.mu.Unlock()
-		}
-		for i := range o.Send {
-			if err := c.conn.Send(o.Send[i].Marshal()); err != nil {
-				c.opts.Logger.Debug("sending SOL payload failed", "err", err)
-			}
-		}
-		retry.Stop()
-		if !o.Deadline.IsZero() {
-			retry.Reset(time.Until(o.Deadline))
-		}
-		for len(writers) > 0 && e.Pending() <= c.opts.MaxPending {
-			writers[0].done <- nil
-			writers = writers[1:]
-		}
-		return fatal
-	}
-
-	// Step past a sequence number the BMC may remember from an earlier
-	// session (ipmi_sim does, and drops such a "duplicate"); the empty
-	// packet also asserts CTS and DCD/DSR, completing the startup
-	// handshake ipmitool's activation bits ask for.
-	var err error
-	if !c.opts.SkipStartupPacket {
-		err = handle(e.Signal(time.Now(), 0))
-	}
 	recv := c.conn.Recv()
+	var err error
 	for err == nil {
 		select {
 		case b, ok := <-recv:
 			if !ok {
+				recv = nil
 				var cause error // the session's own reason, if it has one
 				if c.sessErr() == nil {
 					cause = errors.New("the SOL payload channel was closed")
 				}
-				err = c.sessionLost(cause)
+				c.fail(c.sessionLost(cause))
+				err = c.endErr()
 				break
 			}
-			p, perr := ParsePacket(b)
-			if perr != nil {
-				c.opts.Logger.Debug("dropping malformed SOL payload", "err", perr)
-				continue
-			}
-			err = handle(e.Receive(time.Now(), p))
-		case w := <-c.writeCh:
-			writers = append(writers, w)
-			err = handle(e.Write(time.Now(), w.data))
-		case <-c.consumed:
-			c.mu.Lock()
-			n := c.freed
-			c.freed = 0
-			c.mu.Unlock()
-			err = handle(e.Consume(time.Now(), n))
-		case done := <-c.breakCh:
-			err = handle(e.Break(time.Now()))
-			done <- nil
-		case <-retry.C:
-			err = handle(e.Tick(time.Now()))
+			c.receive(b)
+		case <-c.stopped:
+			err = c.endErr()
 		case <-keepalive.C:
 			if !kaRunning {
 				kaRunning = true
@@ -515,34 +644,35 @@ func (c *Console) loop(e *Engine) {
 			}
 		case kerr := <-kaResult:
 			kaRunning = false
-			err = kerr
+			if kerr != nil {
+				c.fail(kerr)
+				err = c.endErr()
+				break
+			}
 			keepalive.Reset(c.opts.KeepaliveInterval)
 		case <-c.sessDone:
-			err = c.sessionLost(nil)
+			c.fail(c.sessionLost(nil))
+			err = c.endErr()
 		case <-c.closeCh:
-			e.Close(time.Now())
-			failWriters(ErrClosed)
-			c.stop(ErrClosed)
-			if c.sessionAlive() {
-				if derr := deactivate(c.do, c.activation.Instance); derr != nil {
-					c.closeErr = fmt.Errorf("sol: deactivating SOL: %w", derr)
-				}
-			}
-			if kaRunning {
-				<-kaResult
-			}
-			return
+			c.fail(ErrClosed)
+			err = c.endErr()
 		}
 	}
-	// Stopped by the BMC or the session: tell readers and writers. A BMC
-	// that stopped acknowledging may still answer commands: release the
-	// payload so the next Open need not take it over.
-	c.opts.Logger.Info("SOL console stopped", "err", err)
-	e.Close(time.Now())
-	failWriters(err)
-	c.stop(err)
-	if errors.Is(err, ErrPeerNotAnswering) && c.sessionAlive() {
-		deactivate(c.do, c.activation.Instance)
+	if err == ErrClosed {
+		// Closed by the user: deactivate, as the user asked.
+		if c.sessionAlive() {
+			if derr := deactivate(c.do, c.activation.Instance); derr != nil {
+				c.closeErr = fmt.Errorf("sol: deactivating SOL: %w", derr)
+			}
+		}
+	} else {
+		// Stopped by the BMC or the session. A BMC that stopped
+		// acknowledging may still answer commands: release the payload
+		// so the next Open need not take it over.
+		c.opts.Logger.Info("SOL console stopped", "err", err)
+		if errors.Is(err, ErrPeerNotAnswering) && c.sessionAlive() {
+			deactivate(c.do, c.activation.Instance)
+		}
 	}
 	if kaRunning {
 		<-kaResult

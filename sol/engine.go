@@ -83,11 +83,24 @@ func MaxDataForPayloadSize(size int) int {
 //
 // Deliver may alias the Data of the packet passed to Receive. Packets in
 // Send own their Data; the Engine never changes it afterwards.
+//
+// The methods returning an Output allocate its slices afresh. A shell that
+// handles every packet can pass one Output of its own to ReceiveTo and
+// ConsumeTo instead: they reuse its slices, so a received packet and its
+// ACK cost no allocation.
 type Output struct {
 	Send     []Packet
 	Deliver  []byte
 	Events   []Event
 	Deadline time.Time
+}
+
+// reset empties o for reuse, keeping the capacity of its slices.
+func (o *Output) reset() {
+	o.Send = o.Send[:0]
+	o.Deliver = nil
+	o.Events = o.Events[:0]
+	o.Deadline = time.Time{}
 }
 
 // Engine is the SOL sequencing state machine of IPMI v2.0 section 15.9 for
@@ -120,8 +133,7 @@ type Engine struct {
 	cfg Config
 
 	// Sending side.
-	queue      []byte // written, not yet packetised: queue[qhead:]
-	qhead      int
+	queue      ring // written, not yet packetised; grows with what is pending
 	nextSeq    uint8
 	outSeq     uint8 // outstanding data packet; 0 = none
 	outData    []byte
@@ -203,7 +215,7 @@ func seqBehind(s, last uint8) bool {
 
 // Pending is the number of bytes written and not yet acknowledged by the
 // peer (queued plus in flight). Shells use it to block writers.
-func (e *Engine) Pending() int { return len(e.queue) - e.qhead + len(e.outData) }
+func (e *Engine) Pending() int { return e.queue.len() + len(e.outData) }
 
 // Buffered is the number of bytes delivered and not yet consumed.
 func (e *Engine) Buffered() int { return e.buffered }
@@ -217,11 +229,9 @@ func (e *Engine) Write(now time.Time, data []byte) Output {
 	if e.closed {
 		return o
 	}
-	if e.qhead == len(e.queue) {
-		e.queue, e.qhead = e.queue[:0], 0
-	}
-	e.queue = append(e.queue, data...)
-	return e.finish(now, &o)
+	e.queue.write(data)
+	e.finish(now, &o)
+	return o
 }
 
 // Break signals a serial break to the peer: from the console the "generate
@@ -248,10 +258,11 @@ func (e *Engine) Signal(now time.Time, ops Op) Output {
 	}
 	if !e.signal {
 		e.signal = true
-		e.opsAfter = len(e.queue) - e.qhead
+		e.opsAfter = e.queue.len()
 	}
 	e.pendingOps |= ops & signalBits
-	return e.finish(now, &o)
+	e.finish(now, &o)
+	return o
 }
 
 // SetLevel sets or clears level bits sent on every packet from now on (the
@@ -281,8 +292,15 @@ func (e *Engine) SetLevel(now time.Time, bits Op, on bool) Output {
 // bit) so the peer resumes at once instead of after its retry interval.
 func (e *Engine) Consume(now time.Time, n int) Output {
 	var o Output
+	e.ConsumeTo(&o, now, n)
+	return o
+}
+
+// ConsumeTo is Consume writing into *o, reusing its slices (see Output).
+func (e *Engine) ConsumeTo(o *Output, now time.Time, n int) {
+	o.reset()
 	if e.closed {
-		return o
+		return
 	}
 	e.buffered -= n
 	if e.buffered < 0 {
@@ -292,7 +310,7 @@ func (e *Engine) Consume(now time.Time, n int) Output {
 		e.lastNACKed = false
 		e.ackOwed = true
 	}
-	return e.finish(now, &o)
+	e.finish(now, o)
 }
 
 // resumeRoom is the free space that ends a NACK: a full packet's worth, or
@@ -320,7 +338,8 @@ func (e *Engine) Tick(now time.Time) Output {
 	if e.paused && !now.Before(e.pauseUntil) {
 		e.paused = false
 	}
-	return e.finish(now, &o)
+	e.finish(now, &o)
+	return o
 }
 
 // Close ends the Engine. On the BMC side it sends the "SOL deactivating"
@@ -349,8 +368,15 @@ func (e *Engine) Close(now time.Time) Output {
 // Receive handles one packet from the peer.
 func (e *Engine) Receive(now time.Time, p Packet) Output {
 	var o Output
+	e.ReceiveTo(&o, now, p)
+	return o
+}
+
+// ReceiveTo is Receive writing into *o, reusing its slices (see Output).
+func (e *Engine) ReceiveTo(o *Output, now time.Time, p Packet) {
+	o.reset()
 	if e.closed {
-		return o
+		return
 	}
 	p.Seq &= 0x0F
 	p.AckSeq &= 0x0F
@@ -358,20 +384,21 @@ func (e *Engine) Receive(now time.Time, p Packet) Output {
 		if e.lastSeq != 0 && p.Seq != e.lastSeq && seqBehind(p.Seq, e.lastSeq) {
 			// A late copy of a packet we have moved past: its data, its
 			// operations and its ACK are all stale.
-			return e.finish(now, &o)
+			e.finish(now, o)
+			return
 		}
 		if e.lastSeq != 0 && p.Seq == e.lastSeq {
-			e.receiveCopy(p, &o)
+			e.receiveCopy(p, o)
 		} else {
-			e.receiveNew(p, &o)
+			e.receiveNew(p, o)
 		}
 	} else {
-		e.peerOps(p.Op, true, &o)
+		e.peerOps(p.Op, true, o)
 	}
 	if p.AckSeq != 0 {
 		e.receiveAck(now, p)
 	}
-	return e.finish(now, &o)
+	e.finish(now, o)
 }
 
 // receiveNew accepts a data packet with a new sequence number.
@@ -457,7 +484,7 @@ func (e *Engine) peerOps(op Op, fresh bool, o *Output) {
 		o.Events = append(o.Events, EventFlushInbound)
 	}
 	if op&OpFlushOutbound != 0 {
-		e.queue, e.qhead = e.queue[:0], 0
+		e.queue.reset()
 		e.opsAfter = 0
 		o.Events = append(o.Events, EventFlushOutbound)
 	}
@@ -494,8 +521,7 @@ func (e *Engine) receiveAck(now time.Time, p Packet) {
 			// Partial accept or NACK: the rest goes again, ahead of
 			// everything queued after it, under a new sequence number.
 			// The packet's operations were seen by the peer either way.
-			e.queue = append(append(make([]byte, 0, len(rest)+len(e.queue)-e.qhead), rest...), e.queue[e.qhead:]...)
-			e.qhead = 0
+			e.queue.unread(rest)
 			if e.signal {
 				e.opsAfter += len(rest)
 			}
@@ -510,13 +536,12 @@ func (e *Engine) receiveAck(now time.Time, p Packet) {
 }
 
 // finish sends what may be sent and sets the deadline.
-func (e *Engine) finish(now time.Time, o *Output) Output {
+func (e *Engine) finish(now time.Time, o *Output) {
 	e.startPacket(now, o)
 	if e.ackOwed {
 		o.Send = append(o.Send, e.withAck(Packet{Op: e.levels}))
 	}
 	o.Deadline = e.deadline()
-	return *o
 }
 
 // startPacket sends a new data packet if none is outstanding, the peer has
@@ -525,7 +550,7 @@ func (e *Engine) startPacket(now time.Time, o *Output) {
 	if e.outSeq != 0 || e.paused || e.closed {
 		return
 	}
-	n := min(len(e.queue)-e.qhead, e.cfg.MaxData)
+	n := min(e.queue.len(), e.cfg.MaxData)
 	var ops Op
 	carriesSignal := false
 	if e.signal {
@@ -541,14 +566,7 @@ func (e *Engine) startPacket(now time.Time, o *Output) {
 		return
 	}
 	data := make([]byte, n)
-	copy(data, e.queue[e.qhead:])
-	e.qhead += n
-	if e.qhead == len(e.queue) {
-		e.queue, e.qhead = e.queue[:0], 0
-	} else if e.qhead > 4096 && e.qhead > len(e.queue)/2 {
-		e.queue = append(e.queue[:0], e.queue[e.qhead:]...)
-		e.qhead = 0
-	}
+	e.queue.read(data)
 	if carriesSignal {
 		e.signal, e.pendingOps = false, 0
 	} else if e.signal {
