@@ -22,6 +22,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"obmd/internal/syncbuf"
 	"obmd/manager"
 	"obmd/store"
 )
@@ -84,30 +85,12 @@ func (f *floodStream) Read(p []byte) (int, error) {
 func (f *floodStream) Close() error   { f.closed.Store(true); return nil }
 func (d scriptedDriver) Close() error { return nil }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t      *testing.T
 	srv    *httptest.Server
 	engine *gin.Engine
 	m      *manager.Manager
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 
 	mu    sync.Mutex
 	mocks map[string]*manager.MockDriver
@@ -115,7 +98,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}, mocks: make(map[string]*manager.MockDriver)}
+	e := &env{t: t, logs: &syncbuf.Buffer{}, mocks: make(map[string]*manager.MockDriver)}
 	reg := manager.NewRegistry()
 	mock := manager.MockDriverType()
 	newMock := mock.New

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"obmd/bmc"
 	"obmd/fakebmc"
+	"obmd/internal/syncbuf"
 	"obmd/ipmi"
 	"obmd/rmcpplus"
 	"obmd/sol"
@@ -96,24 +96,6 @@ func startFakeNode(t *testing.T, on, ignoreSoftOff bool) fakeNode {
 	return fakeNode{bmc: f.BMC(0), machine: m, addr: f.Addr(0)}
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // wireCounter counts RMCP+ Open Session Requests (IPMI v2.0 section 13.17)
 // sent by the driver's sessions: one per handshake.
 type wireCounter struct {
@@ -169,7 +151,7 @@ func fastIPMIConfig() IPMIDriverConfig {
 // and whose logs are checked for the password when the test ends.
 func newTestIPMIDriver(t *testing.T, addr string, suite uint8, cfg IPMIDriverConfig, quirks ...string) (*ipmiDriver, *wireCounter) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	info := IPMIInfo{Addr: addr, User: ipmiTestUser.Name, Pass: testIPMIPass, CipherSuite: suite,
 		Privilege: ipmi.PrivilegeAdministrator, Quirks: quirks}

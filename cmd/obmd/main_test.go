@@ -27,10 +27,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"obmd/internal/syncbuf"
 )
 
 var obmdBin string
@@ -54,29 +55,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // daemon is a running obmd process.
 type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	exited chan struct{}
 	err    error // Wait's result, after exited is closed
 	client *http.Client
@@ -86,7 +70,7 @@ type daemon struct {
 // for its "listening" line.
 func startDaemon(t *testing.T, env map[string]string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, logs: &lockedBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
+	d := &daemon{t: t, logs: &syncbuf.Buffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
 	d.cmd = exec.Command(obmdBin)
 	d.cmd.Env = []string{"LOG_FORMAT=json"}
 	for k, v := range env {

@@ -1,7 +1,6 @@
 package peertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"obmd/internal/syncbuf"
 )
 
 // IPMISimOptions configures StartIPMISim. The zero value gives user "admin"
@@ -45,8 +46,8 @@ type IPMISim struct {
 	dir      string // t.TempDir: configs, ipmi_sim state, chassis state
 	chassis  string // chassis program state directory
 	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the ipmi_sim process has exited
-	output   *syncBuffer   // ipmi_sim's stdout and stderr
+	exited   chan struct{}   // closed when the ipmi_sim process has exited
+	output   *syncbuf.Buffer // ipmi_sim's stdout and stderr
 	solLn    net.Listener
 	solConns chan net.Conn
 	stopOnce sync.Once
@@ -180,7 +181,7 @@ func lanConf(port int, prog, chassisDir, solAddr string, opts IPMISimOptions) st
 }
 
 func (s *IPMISim) start(bin string, port int) error {
-	s.output = &syncBuffer{}
+	s.output = &syncbuf.Buffer{}
 	s.cmd = exec.Command(bin, "-n",
 		"-c", filepath.Join(s.dir, "lan.conf"),
 		"-f", filepath.Join(s.dir, "bmc.emu"),
@@ -407,25 +408,4 @@ func mustWrite(t testing.TB, path, content string, mode os.FileMode) {
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatalf("peertest: %v", err)
 	}
-}
-
-// syncBuffer collects a child's output from two pipes at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
