@@ -48,11 +48,7 @@ func TestMisbehaviourFlags(t *testing.T) {
 }
 
 func TestBadMisbehaviourFlagsExitTwoWithOneLine(t *testing.T) {
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
+	cases := []badFlagCase{
 		{"unknown kind", []string{"-fault", "flaky"}, `-fault: unknown misbehaviour "flaky" (known: reboot, stalesol, tablefull, blackhole, slow)`},
 		{"kind twice", []string{"-fault", "slow,slow"}, "-fault lists slow twice"},
 		{"fraction without fault", []string{"-fault-fraction", "0.5"}, "-fault-fraction needs -fault"},
@@ -70,22 +66,7 @@ func TestBadMisbehaviourFlagsExitTwoWithOneLine(t *testing.T) {
 		{"negative slow", []string{"-fault", "slow", "-slow-answers", "-1s"}, "-slow-answers -1s is not positive"},
 		{"bad duration", []string{"-fault", "slow", "-slow-answers", "lots"}, `invalid value "lots" for flag -slow-answers`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var stderr syncBuffer
-			code := run(t.Context(), tc.args, noEnv, &stderr)
-			out := stderr.String()
-			if code != 2 {
-				t.Errorf("exit code %d, want 2", code)
-			}
-			if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "fakebmc: ") {
-				t.Errorf("stderr %q, want exactly one line starting with \"fakebmc: \"", out)
-			}
-			if !strings.Contains(out, tc.want) {
-				t.Errorf("stderr %q, want it to contain %q", out, tc.want)
-			}
-		})
-	}
+	checkBadFlags(t, cases)
 }
 
 func TestHelpDocumentsMisbehaviour(t *testing.T) {

@@ -65,23 +65,16 @@ func (s *syncBuffer) String() string {
 
 func noEnv(string) string { return "" }
 
-func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"unknown flag", []string{"-bogus"}, "flag provided but not defined: -bogus"},
-		{"bad count", []string{"-count", "0"}, "-count 0 is not between 1 and 65535"},
-		{"bad console", []string{"-console", "tty"}, `-console "tty" is not counter or echo`},
-		{"negative baud", []string{"-baud", "-5"}, "-baud -5 is negative"},
-		{"loss above one", []string{"-loss", "1.5"}, "-loss probability 1.5 is not between 0 and 1"},
-		{"every problem at once", []string{"-dup", "2", "-reorder", "-1", "-count", "-1"},
-			"-count -1 is not between 1 and 65535; -dup probability 2 is not between 0 and 1; -reorder probability -1 is not between 0 and 1"},
-		{"bad delay", []string{"-delay", "soon"}, `invalid value "soon" for flag -delay`},
-		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
-		{"long user", []string{"-user", "a-very-long-user-name"}, "-user must be 1 to 16 characters"},
-	}
+// badFlagCase is a command line fakebmc must refuse: exit 2, one line on
+// stderr starting "fakebmc: " and containing want.
+type badFlagCase struct {
+	name string
+	args []string
+	want string
+}
+
+func checkBadFlags(t *testing.T, cases []badFlagCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr syncBuffer
@@ -98,6 +91,22 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
+	cases := []badFlagCase{
+		{"unknown flag", []string{"-bogus"}, "flag provided but not defined: -bogus"},
+		{"bad count", []string{"-count", "0"}, "-count 0 is not between 1 and 65535"},
+		{"bad console", []string{"-console", "tty"}, `-console "tty" is not counter or echo`},
+		{"negative baud", []string{"-baud", "-5"}, "-baud -5 is negative"},
+		{"loss above one", []string{"-loss", "1.5"}, "-loss probability 1.5 is not between 0 and 1"},
+		{"every problem at once", []string{"-dup", "2", "-reorder", "-1", "-count", "-1"},
+			"-count -1 is not between 1 and 65535; -dup probability 2 is not between 0 and 1; -reorder probability -1 is not between 0 and 1"},
+		{"bad delay", []string{"-delay", "soon"}, `invalid value "soon" for flag -delay`},
+		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
+		{"long user", []string{"-user", "a-very-long-user-name"}, "-user must be 1 to 16 characters"},
+	}
+	checkBadFlags(t, cases)
 }
 
 func TestHelpExitsZero(t *testing.T) {
