@@ -59,8 +59,11 @@ type BMCConfig struct {
 	// Behaviour is how the BMC itself misbehaves (reboots, a stale SOL,
 	// a full session table, ...); zero: it behaves.
 	Behaviour BehaviourPlan
-	Timing    PowerTiming // zero fields: DefaultPowerTiming
-	StartOn   bool        // initial power state of the standard SimMachine
+	// Quirks are the documented protocol deviations of real BMCs this one
+	// reproduces (see Quirk); nil: none.
+	Quirks  Quirks
+	Timing  PowerTiming // zero fields: DefaultPowerTiming
+	StartOn bool        // initial power state of the standard SimMachine
 	// Machine replaces the standard SimMachine (Timing and StartOn are
 	// then unused).
 	Machine Machine

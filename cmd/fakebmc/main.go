@@ -53,6 +53,9 @@ type options struct {
 	rebootEvery, rebootSilence time.Duration
 	slowAnswers                time.Duration
 	misbehave                  fakebmc.FaultSpread
+
+	quirkList string         // -quirks, as given
+	quirks    fakebmc.Quirks // parsed
 }
 
 // Defaults of the misbehaviour flags.
@@ -86,6 +89,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.rebootEvery, "reboot-every", defaultRebootEvery, "-fault reboot: time between two reboots of a BMC (the first comes at a -seed-drawn point of the period)")
 	fs.DurationVar(&o.rebootSilence, "reboot-silence", fakebmc.DefaultRebootSilence, "-fault reboot: how long each reboot keeps the BMC silent")
 	fs.DurationVar(&o.slowAnswers, "slow-answers", defaultSlowAnswers, "-fault slow: how late every datagram a slow BMC sends leaves")
+	fs.StringVar(&o.quirkList, "quirks", "", "comma-separated `LIST` of real BMCs' protocol deviations every BMC reproduces (see below); combines with -fault and the network faults")
 	return fs
 }
 
@@ -253,6 +257,11 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	problems = append(problems, parseMisbehaviour(o, set)...)
+	if qs, err := fakebmc.ParseQuirks(o.quirkList); err != nil {
+		problems = append(problems, "-quirks: "+err.Error())
+	} else {
+		o.quirks = qs
+	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
@@ -284,6 +293,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Baud:    baud,
 			Faults:  o.faults,
 			StartOn: !o.powerOff,
+			Quirks:  o.quirks,
 		},
 		Misbehave: o.misbehave,
 		Logger:    log,
@@ -298,6 +308,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			"loss", o.faults.Loss, "dup", o.faults.Dup, "reorder", o.faults.Reorder, "delay", o.faults.Delay}
 		if p := fleet.BMC(i).Behaviour(); p.Active() {
 			attrs = append(attrs, "misbehaviour", p.String())
+		}
+		if len(o.quirks) > 0 {
+			attrs = append(attrs, "quirks", o.quirks.String())
 		}
 		log.Info("BMC ready", attrs...)
 	}
@@ -333,4 +346,10 @@ same -seed and -count choose the same BMCs. Example: 10% of 100 BMCs, half
 rebooting every 2 minutes and half with a stale SOL:
   fakebmc -count 100 -fault reboot,stalesol -fault-fraction 0.1 -reboot-every 2m
 `)
+	if qs := fakebmc.KnownQuirks(); len(qs) > 0 {
+		fmt.Fprintln(w, "\nQuirks (-quirks NAME[,NAME...]), documented deviations of real BMCs, on every BMC:")
+		for _, q := range qs {
+			fmt.Fprintf(w, "  %-24s %s\n", q, fakebmc.QuirkHelp(q))
+		}
+	}
 }
