@@ -134,13 +134,22 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// fail answers err; internal errors are logged and answered vaguely.
+// adminKey marks a request whose admin credentials were checked.
+const adminKey = "obmd.admin"
+
+// fail answers err; internal errors are logged and answered vaguely. The
+// admin reads the whole reason; a token holder reads only
+// manager.TenantMessage's, which never names the BMC's address, user or
+// anything else of the management network (the log has the detail).
 func (s *server) fail(c *gin.Context, err error) {
 	status := statusOf(err)
 	msg := err.Error()
-	if status == http.StatusInternalServerError {
+	switch {
+	case status == http.StatusInternalServerError:
 		s.log.Error("internal error", "node", c.Param("node_id"), "route", c.FullPath(), "err", err)
 		msg = "internal server error"
+	case !c.GetBool(adminKey):
+		msg = manager.TenantMessage(err)
 	}
 	abortError(c, status, msg)
 }
@@ -158,6 +167,7 @@ func (s *server) admin(c *gin.Context) {
 		abortError(c, http.StatusUnauthorized, "admin credentials missing or wrong")
 		return
 	}
+	c.Set(adminKey, true)
 	c.Next()
 }
 

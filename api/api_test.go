@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"obmd/internal/syncbuf"
+	"obmd/ipmi"
 	"obmd/manager"
 	"obmd/store"
 )
@@ -44,7 +44,7 @@ type scriptedDriver struct{ mode string }
 func (d scriptedDriver) call(ctx context.Context, op string) error {
 	switch d.mode {
 	case "bmc-error":
-		return manager.BMCError(op, errors.New("completion code 0xD5: command not supported in present state"))
+		return manager.BMCError(op+" (BMC 10.9.8.7:623, user \"ipmiadmin\")", &ipmi.CompletionError{NetFn: ipmi.NetFnChassis, Cmd: ipmi.CmdChassisControl, Code: 0xD5})
 	case "hang":
 		<-ctx.Done()
 		return ctx.Err()
@@ -398,6 +398,12 @@ func TestTokenRoutes(t *testing.T) {
 	body := e.expect(req{method: "POST", path: "/node/bmc-error/power_on" + qe}, 502)
 	if !strings.Contains(string(body), "0xD5") {
 		t.Errorf("502 body %s does not carry the BMC's reason", body)
+	}
+	// ... but a tenant never learns the BMC's address or IPMI user name.
+	for _, secret := range []string{"10.9.8.7", "623", "ipmiadmin"} {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("tenant's 502 body %s reveals %q", body, secret)
+		}
 	}
 }
 

@@ -483,3 +483,41 @@ func TestIPMIBlackHoledNodeIsolated(t *testing.T) {
 
 	checkBlackHoleAnswer(t, <-deadAnswer)
 }
+
+// A token holder learns what failed and whether retrying helps, never the
+// BMC's address, port, IPMI user name or the resolver obmd uses (issue 9,
+// defect 5).
+func TestTenantErrorsHideManagementDetails(t *testing.T) {
+	t.Parallel()
+	f := startE2EFakeBMC(t, 1)
+	e := newIPMIE2E(t)
+	host, port, _ := net.SplitHostPort(f.Addr(0))
+	cases := []struct {
+		name   string
+		info   map[string]any
+		status int
+		says   string
+	}{
+		{"wrong password", map[string]any{"addr": f.Addr(0), "user": "opsuser", "pass": "not-the-password", "cipher_suite": 17},
+			http.StatusBadGateway, "rejected obmd's credentials"},
+		{"unknown user", map[string]any{"addr": f.Addr(0), "user": "opsuser2", "pass": e2ePass, "cipher_suite": 17},
+			http.StatusBadGateway, "rejected obmd's credentials"},
+		{"unresolvable host", map[string]any{"addr": "bmc-17.no-such-domain.invalid:" + port, "user": "opsuser3", "pass": e2ePass, "cipher_suite": 17},
+			0, "power status"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := e2eNode{e: e, id: strings.ReplaceAll(tc.name, " ", "-")}
+			n.tok = e.register(n.id, tc.info)
+			st, body := e.call("GET", n.path("power_status"), "", false)
+			if (tc.status != 0 && st != tc.status) || st < 500 || !strings.Contains(body, tc.says) {
+				t.Fatalf("power_status: %d %s; want %d saying %q", st, body, tc.status, tc.says)
+			}
+			for _, secret := range []string{host, port, tc.info["user"].(string), "no-such-domain", e2ePass, "lookup"} {
+				if strings.Contains(body, secret) {
+					t.Errorf("tenant's error %s reveals %q", body, secret)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"obmd/ipmi"
 )
 
 // Error kinds. Every error the Manager returns matches exactly one of these
@@ -23,10 +25,19 @@ var (
 
 // Error is an error of one of the kinds above with an operator-readable
 // reason, and optionally the underlying cause.
+//
+// Reason and Err are for the operator (logs, admin answers): they may name
+// the BMC's address, the IPMI user, a resolver. A token holder sees only
+// TenantMessage's text, built from Op, Tenant and the kind.
 type Error struct {
 	Kind   error  // one of the Err* kinds above
 	Reason string // what failed, in words an operator understands
 	Err    error  // the underlying cause, or nil
+	// Op names the operation that failed ("power on"), for tenants.
+	Op string
+	// Tenant, if set, is what a token holder is told instead of the
+	// kind's generic text: it must hold no management detail.
+	Tenant string
 }
 
 func (e *Error) Error() string {
@@ -64,9 +75,79 @@ func TimeoutError(reason string, cause error) error {
 	return &Error{Kind: ErrTimeout, Reason: reason, Err: cause}
 }
 
+// CredentialsError is an ErrBMC (HTTP 502) for a BMC that refused obmd's
+// user name or password: the tenant is told to ask the operator, without
+// the user name.
+func CredentialsError(reason string, cause error) error {
+	return &Error{Kind: ErrBMC, Reason: reason, Err: cause, Tenant: "the BMC rejected obmd's credentials for this node; retrying will not help, ask the operator"}
+}
+
+// TenantError is an error of kind with a reason for the operator and a
+// message safe for a token holder.
+func TenantError(kind error, reason string, cause error, tenant string) error {
+	return &Error{Kind: kind, Reason: reason, Err: cause, Tenant: tenant}
+}
+
 // UnsupportedError is an ErrUnsupported (HTTP 501).
 func UnsupportedError(reason string) error {
 	return &Error{Kind: ErrUnsupported, Reason: reason}
+}
+
+// TenantMessage is what a node's token holder is told of err: what failed
+// and whether retrying may help, never the BMC's address, port, user name
+// or anything else of the management network. Request errors (400, 401,
+// 404, 501) describe the request and are told as they are.
+func TenantMessage(err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return "internal server error"
+	}
+	var msg string
+	switch {
+	case e.Tenant != "":
+		msg = e.Tenant
+	case errors.Is(e, ErrBMC):
+		msg = "the BMC reported an error; the operator can see the details"
+		if r := bmcReason(e); r != "" {
+			msg = r
+		}
+	case errors.Is(e, ErrTimeout):
+		msg = "the BMC did not answer in time; retrying later may help"
+	case errors.Is(e, ErrInternal):
+		return "internal server error"
+	default:
+		return e.Error()
+	}
+	if e.Op != "" {
+		return e.Op + ": " + msg
+	}
+	return msg
+}
+
+// bmcReason is what the BMC itself said in err, when that can be told
+// without naming anything of the management network: a completion code
+// (which names the command and the code's meaning) or a protocol refusal
+// that offers its text without the address (a BMCReason method).
+func bmcReason(err error) string {
+	var ce *ipmi.CompletionError
+	if errors.As(err, &ce) {
+		return "the BMC answered " + ce.Error()
+	}
+	var r interface{ BMCReason() string }
+	if errors.As(err, &r) {
+		return r.BMCReason()
+	}
+	return ""
+}
+
+// withOp records op as the failed operation of err, if it is an *Error
+// that names none yet.
+func withOp(op string, err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Op == "" {
+		e.Op = op
+	}
+	return err
 }
 
 var kinds = []error{ErrInvalid, ErrUnauthorized, ErrNotFound, ErrExists, ErrUnsupported, ErrBMC, ErrTimeout, ErrInternal}
@@ -85,7 +166,14 @@ func hasKind(err error) bool {
 // have one keep it; a context deadline or a network timeout is ErrTimeout;
 // anything else is ErrBMC. op names the operation for the reason.
 func classifyDriverError(op string, timeout time.Duration, err error) error {
-	if err == nil || hasKind(err) {
+	if err == nil {
+		return nil
+	}
+	return withOp(op, classifyKind(op, timeout, err))
+}
+
+func classifyKind(op string, timeout time.Duration, err error) error {
+	if hasKind(err) {
 		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -339,6 +339,8 @@ func (d *ipmiDriver) classify(op string, err error) error {
 		return TimeoutError(op, err)
 	case errors.Is(err, bmc.ErrClosed), errors.Is(err, errPoolClosed):
 		return &Error{Kind: ErrInternal, Reason: op + ": the node's driver is closed", Err: err}
+	case errors.Is(err, bmc.ErrWrongPassword), errors.Is(err, bmc.ErrUnknownUser):
+		return CredentialsError(fmt.Sprintf("%s (BMC %s)", op, d.info.Addr), err)
 	case errors.As(err, &opErr):
 		return &Error{Kind: ErrBMC, Err: err} // names the BMC and the operation
 	}

@@ -544,7 +544,8 @@ func doOp[T any](ctx context.Context, n *node, timeout time.Duration, op string,
 	case <-ctx.Done():
 		cancel()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return zero, TimeoutError(fmt.Sprintf("%s: an earlier operation on this node is still running after %s", op, timeout), nil)
+			return zero, withOp(op, TenantError(ErrTimeout, fmt.Sprintf("%s: an earlier operation on this node is still running after %s", op, timeout), nil,
+				"an earlier operation on this node is still running; retry when it has finished"))
 		}
 		return zero, ctx.Err()
 	}
@@ -584,7 +585,7 @@ func doOp[T any](ctx context.Context, n *node, timeout time.Duration, op string,
 		}
 		mu.Unlock()
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return zero, TimeoutError(fmt.Sprintf("%s: the BMC did not answer within %s", op, timeout), nil)
+			return zero, withOp(op, TimeoutError(fmt.Sprintf("%s: the BMC did not answer within %s", op, timeout), nil))
 		}
 		return zero, ctx.Err()
 	}

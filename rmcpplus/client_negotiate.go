@@ -41,6 +41,12 @@ func (e *rakpError) Error() string {
 	return fmt.Sprintf("rmcpplus: %s: the BMC refused %s: %s", e.addr, requestOf(e.message), e.status)
 }
 
+// BMCReason is the refusal without the BMC's address, for people who must
+// not learn it.
+func (e *rakpError) BMCReason() string {
+	return fmt.Sprintf("the BMC refused %s: %s", requestOf(e.message), e.status)
+}
+
 // requestOf names the console message a BMC message answers.
 func requestOf(response string) string {
 	switch response {
