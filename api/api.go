@@ -88,6 +88,8 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/metrics", s.admin, s.serveMetrics)
 
+	r.GET("/node", s.admin, s.listNodes)
+	r.GET("/node/:node_id", s.admin, s.nodeStatus)
 	r.PUT("/node/:node_id", s.admin, s.registerNode)
 	r.DELETE("/node/:node_id", s.admin, s.deleteNode)
 	r.POST("/node/:node_id/token", s.admin, s.newToken)
@@ -222,6 +224,23 @@ func (s *server) registerNode(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusOK)
+}
+
+// listNodes answers {"nodes": [ids, sorted]} (an obmd addition).
+func (s *server) listNodes(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"nodes": s.m.NodeIDs()})
+}
+
+// nodeStatus answers what obmd knows of a node, without its secrets (an
+// obmd addition): type, info, driver state, console, last error.
+func (s *server) nodeStatus(c *gin.Context) {
+	st, err := s.m.Status(c.Param("node_id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, st)
 }
 
 func (s *server) deleteNode(c *gin.Context) {

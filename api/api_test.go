@@ -319,6 +319,9 @@ func TestAdminRoutes(t *testing.T) {
 		{"revoke for unknown node", req{method: "DELETE", path: "/node/nope/token", admin: true}, 404},
 		{"revoke without a token", req{method: "DELETE", path: "/node/n/token", admin: true}, 200},
 		{"metrics need admin", req{method: "GET", path: "/metrics"}, 401},
+		{"node list needs admin", req{method: "GET", path: "/node"}, 401},
+		{"node status needs admin", req{method: "GET", path: "/node/n"}, 401},
+		{"status of an unknown node", req{method: "GET", path: "/node/nope", admin: true}, 404},
 		{"unknown route", req{method: "GET", path: "/nodes"}, 404},
 		{"wrong method", req{method: "GET", path: "/node/n/power_on"}, 405},
 	}
@@ -674,5 +677,39 @@ func TestRedactedQuery(t *testing.T) {
 		if got := redactedQuery(tc.in); got != tc.want {
 			t.Errorf("redactedQuery(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// GET /node lists the nodes and GET /node/{id} shows one to the admin,
+// without its secrets (obmd's additions; HIL does not use them).
+func TestNodeListAndStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.register("b", mockInfo)
+	e.register("a", `{"type": "mock", "info": {"addr": "10.0.0.9", "NumWrites": 3}}`)
+	e.token("b")
+	body := e.expect(req{method: "GET", path: "/node", admin: true}, 200)
+	if string(body) != `{"nodes":["a","b"]}` {
+		t.Errorf("GET /node = %s", body)
+	}
+	body = e.expect(req{method: "GET", path: "/node/a", admin: true}, 200)
+	var st manager.NodeStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info.(map[string]any)
+	if st.ID != "a" || st.Type != "mock" || info["addr"] != "10.0.0.9" || info["NumWrites"] != 3.0 || st.HasToken || st.Console.State != "closed" {
+		t.Errorf("node status = %+v", st)
+	}
+
+	// The last failure is kept, with the whole reason, for the admin.
+	e.register("err", `{"type":"scripted","info":{"mode":"bmc-error"}}`)
+	e.expect(req{method: "POST", path: "/node/err/power_on?token=" + e.token("err")}, 502)
+	body = e.expect(req{method: "GET", path: "/node/err", admin: true}, 200)
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.LastError == nil || st.LastError.Op != "power on" || !strings.Contains(st.LastError.Error, "10.9.8.7") || st.LastError.At.IsZero() || !st.HasToken {
+		t.Errorf("node status after a BMC error: %s", body)
 	}
 }

@@ -521,3 +521,28 @@ func TestTenantErrorsHideManagementDetails(t *testing.T) {
 		})
 	}
 }
+
+// The admin's view of an ipmi node shows its registration without the
+// password (IPMIInfo's LogValue, tested in manager, leaves out Kg too).
+func TestIPMINodeStatusHidesSecrets(t *testing.T) {
+	t.Parallel()
+	f := startE2EFakeBMC(t, 1)
+	e := newIPMIE2E(t)
+	n := e2eNode{e: e, id: "st"}
+	n.tok = e.register(n.id, map[string]any{"addr": f.Addr(0), "user": e2eUser, "pass": e2ePass, "cipher_suite": 17})
+	if got := n.powerStatus(); got == "" {
+		t.Fatal("no power status")
+	}
+	body := e.must("GET", "/node/st", "", true, 200)
+	if strings.Contains(body, e2ePass) {
+		t.Errorf("node status %s shows the password", body)
+	}
+	var st manager.NodeStatus
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info.(map[string]any)
+	if st.Type != "ipmi" || info["addr"] != f.Addr(0) || info["user"] != e2eUser || info["kg_set"] != false || !st.HasToken {
+		t.Errorf("node status = %s", body)
+	}
+}

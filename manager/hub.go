@@ -129,6 +129,11 @@ type hub struct {
 	lastDone chan struct{}   // closed when the latest session has stopped
 	linger   *time.Timer
 	closed   error // why the hub was closed, or nil
+	// For status: output read, and the stream's reconnections.
+	readBytes     uint64
+	reconnecting  bool
+	reconnects    int64
+	lastReconnect time.Time
 
 	// The console ring: the reader writes under ringMu, viewers read under
 	// its read lock. A viewer that finds nothing to read takes wake and sets
@@ -303,6 +308,26 @@ func (h *hub) close(ctx context.Context, reason error) error {
 	}
 }
 
+// status reports the hub's state for the admin.
+func (h *hub) status() ConsoleStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := ConsoleStatus{State: "closed", Viewers: len(h.viewers), Bytes: h.readBytes,
+		Reconnects: h.reconnects, LastReconnect: h.lastReconnect}
+	if s := h.sess; s != nil {
+		select {
+		case <-s.ready:
+			st.State = "open"
+			if h.reconnecting {
+				st.State = "reconnecting"
+			}
+		default:
+			st.State = "opening"
+		}
+	}
+	return st
+}
+
 // run is a session's reader goroutine.
 func (h *hub) run(s *consoleSession, prev chan struct{}) {
 	defer close(s.done)
@@ -360,6 +385,9 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 			return
 		}
 		h.log.Warn("console stream ended; reopening", "err", err)
+		h.mu.Lock()
+		h.reconnecting = true
+		h.mu.Unlock()
 		if time.Since(openedAt) >= stableAfter {
 			backoff = 0
 		} else {
@@ -414,6 +442,9 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		s.rc = &onceCloser{rc: rc}
 		gap := time.Since(lostAt)
 		h.appendLocked(reconnectMarker(gap))
+		h.reconnecting = false
+		h.reconnects++
+		h.lastReconnect = time.Now().UTC()
 		h.mu.Unlock()
 		h.stats.reconnects.Add(1)
 		h.log.Info("console reopened", "gap", gap)
@@ -429,6 +460,7 @@ func (h *hub) append(s *consoleSession, p []byte) {
 		return // a stopped session's last bytes
 	}
 	h.stats.bytes.Add(int64(len(p)))
+	h.readBytes += uint64(len(p))
 	h.appendLocked(p)
 }
 

@@ -93,6 +93,7 @@ type node struct {
 	hasToken  bool
 	epoch     uint64 // bumped on every token change and on deletion
 	deleted   bool
+	lastErr   ErrorRecord   // the last failed operation, for Status
 	goneErr   error         // why gone was closed
 	gone      chan struct{} // closed when the node is deleted or shut down
 
@@ -180,9 +181,13 @@ func unavailableType(typ string) error {
 func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog.Logger) *node {
 	n := &node{id: id, typ: typ, info: info, driver: drv, log: log, sem: make(chan struct{}, 1), gone: make(chan struct{}), shutdownDone: make(chan struct{})}
 	open := func(ctx context.Context) (io.ReadCloser, error) {
-		return doOp(ctx, n, m.cfg.OpTimeout, "open console", func(ctx context.Context) (io.ReadCloser, error) {
+		rc, err := doOp(ctx, n, m.cfg.OpTimeout, "open console", func(ctx context.Context) (io.ReadCloser, error) {
 			return n.driver.OpenConsole(ctx)
 		}, func(rc io.ReadCloser) { rc.Close() })
+		if err != nil && ctx.Err() == nil {
+			n.noteError("open console", err)
+		}
+		return rc, err
 	}
 	n.hub = newHub(m.cfg.Console, open, log.With("component", "console"), &m.stats)
 	return n
@@ -458,6 +463,9 @@ func (a *Access) doWithin(ctx context.Context, timeout time.Duration, op string,
 	}, nil)
 	if err != nil {
 		a.n.log.Warn("operation failed", "op", op, "err", err)
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrUnauthorized) {
+			a.n.noteError(op, err)
+		}
 	} else {
 		a.n.log.Info("operation done", "op", op)
 	}

@@ -33,7 +33,33 @@ import (
 const shutdownGrace = 5 * time.Second
 
 func main() {
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			os.Exit(sub(os.Args[2:], commandEnv{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// commandEnv is what a subcommand gets from the process.
+type commandEnv struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// subcommands are the tools that share obmd's binary ("obmd console URL",
+// "obmd probe -addr ..."), each returning its exit status. Each file that
+// implements one adds it with registerSubcommand; a first argument that
+// names none starts the daemon.
+var subcommands = map[string]func(args []string, env commandEnv) int{}
+
+func registerSubcommand(name string, f func(args []string, env commandEnv) int) {
+	if _, dup := subcommands[name]; dup {
+		panic("obmd: subcommand " + name + " registered twice")
+	}
+	subcommands[name] = f
 }
 
 // run is obmd's main, returning its exit status: 0 after a clean shutdown,
