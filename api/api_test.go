@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -96,7 +97,7 @@ type env struct {
 	mocks map[string]*manager.MockDriver
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, tune ...func(*manager.Config)) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncbuf.Buffer{}, mocks: make(map[string]*manager.MockDriver)}
 	reg := manager.NewRegistry()
@@ -140,7 +141,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.m, err = manager.New(manager.Config{Store: st, Drivers: reg, Logger: logger, OpTimeout: 100 * time.Millisecond})
+	cfg := manager.Config{Store: st, Drivers: reg, Logger: logger, OpTimeout: 100 * time.Millisecond}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	e.m, err = manager.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,5 +716,61 @@ func TestNodeListAndStatus(t *testing.T) {
 	}
 	if st.LastError == nil || st.LastError.Op != "power on" || !strings.Contains(st.LastError.Error, "10.9.8.7") || st.LastError.At.IsZero() || !st.HasToken {
 		t.Errorf("node status after a BMC error: %s", body)
+	}
+}
+
+// TestConsoleNewTenantSeesNoEarlierOutput: tenant A watches the counter
+// console; the token is replaced (HIL gives the node to another project);
+// tenant B, asking for all the scrollback, sees no line A saw, whether the
+// console stayed open or closed by linger in between (issue 9, defect 1).
+func TestConsoleNewTenantSeesNoEarlierOutput(t *testing.T) {
+	t.Parallel()
+	for _, linger := range []bool{false, true} {
+		t.Run(fmt.Sprintf("linger_close=%t", linger), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *manager.Config) { c.Console.Linger = 50 * time.Millisecond })
+			e.register("n", mockInfo)
+			tokA := e.token("n")
+			a, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?token=" + tokA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sa := bufio.NewScanner(a.Body)
+			maxA := -1
+			for range 200 {
+				if !sa.Scan() {
+					t.Fatalf("A's console ended: %v", sa.Err())
+				}
+				maxA, _ = strconv.Atoi(sa.Text())
+			}
+			if linger {
+				a.Body.Close()
+				eventually(t, "the console to close by linger", func() bool {
+					st, err := e.m.Status("n")
+					return err == nil && st.Console.State == "closed"
+				})
+			}
+			tokB := e.token("n")
+			b, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?replay=65536&token=" + tokB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Body.Close()
+			sb := bufio.NewScanner(b.Body)
+			var lines []string
+			for range 20 {
+				if !sb.Scan() {
+					t.Fatalf("B's console ended: %v", sb.Err())
+				}
+				lines = append(lines, sb.Text())
+			}
+			// B's first line may be the tail of a line cut at the tenancy
+			// boundary; every later one is whole and consecutive.
+			second, err := strconv.Atoi(lines[1])
+			if err != nil || second <= maxA || !strings.HasSuffix(strconv.Itoa(second-1), lines[0]) {
+				t.Fatalf("A saw lines up to %d; B, with replay, starts %q: it reads output from before its token", maxA, lines[:3])
+			}
+			a.Body.Close()
+		})
 	}
 }

@@ -30,6 +30,13 @@ import (
 // would stall everyone on the slowest reader; dropping silently would hide
 // the gap.) ?replay=N is a cursor that starts N bytes back.
 //
+// A node changes hands when its token is replaced or revoked: that starts
+// a new tenancy, and no viewer of the new one may read what the console
+// printed before (HIL reassigns nodes between projects). The hub keeps the
+// ring offset where the current tenancy began and never starts a cursor
+// before it, whatever ?replay asks, across linger closes too; a deleted
+// node's hub goes with it.
+//
 // The console is opened for the first viewer and closed Linger after the last
 // one leaves, so that a reconnecting viewer does not cost a new SOL
 // activation. If the driver's stream ends while viewers are connected (BMC
@@ -129,6 +136,9 @@ type hub struct {
 	lastDone chan struct{}   // closed when the latest session has stopped
 	linger   *time.Timer
 	closed   error // why the hub was closed, or nil
+	// tenancyFrom is the ring offset where the current tenancy began: no
+	// cursor starts before it.
+	tenancyFrom uint64
 	// For status: output read, and the stream's reconnections.
 	readBytes     uint64
 	reconnecting  bool
@@ -179,7 +189,7 @@ func (h *hub) join(replay int) (*Viewer, *consoleSession, error) {
 		return nil, nil, h.closed
 	}
 	h.ringMu.RLock()
-	start := h.ring.replayFrom(replay)
+	start := max(h.ring.replayFrom(replay), h.tenancyFrom)
 	h.ringMu.RUnlock()
 	v := &Viewer{hub: h, cursor: ringCursor{off: start}}
 	v.ended, v.setEnded = context.WithCancel(context.Background())
@@ -255,11 +265,16 @@ func (h *hub) stopSessionLocked() {
 	}
 }
 
-// kick disconnects every viewer with reason; the console lingers.
-func (h *hub) kick(reason error) {
+// newTenancy disconnects every viewer with reason and starts a new
+// tenancy: later viewers cannot replay anything printed before now. The
+// console lingers.
+func (h *hub) newTenancy(reason error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.kickLocked(reason)
+	// Bytes reach the ring only under h.mu, so head is the boundary: what
+	// the reader appends from now on belongs to the new tenancy.
+	h.tenancyFrom = h.ring.head
 	h.maybeLingerLocked()
 }
 

@@ -511,7 +511,7 @@ func TestViewerWriteToBatches(t *testing.T) {
 	if writes, flushes := w.record(); !slices.Equal(writes, []string{"one two three ", "four"}) || flushes != 2 {
 		t.Fatalf("one more chunk: writes %q and %d flushes, want a second write and flush", writes, flushes)
 	}
-	h.kick(ErrTokenRevoked)
+	h.newTenancy(ErrTokenRevoked)
 	select {
 	case err := <-ended:
 		if !errors.Is(err, ErrTokenRevoked) {
@@ -625,7 +625,7 @@ func TestViewerAfterEnd(t *testing.T) {
 	if !stop() {
 		t.Fatal("stopping b's AfterEnd reported it had already run")
 	}
-	h.kick(ErrNodeDeleted)
+	h.newTenancy(ErrNodeDeleted)
 	if who := <-ran; who != "a" {
 		t.Fatalf("AfterEnd of %s ran, want a", who)
 	}
@@ -656,4 +656,57 @@ func TestHubMemory(t *testing.T) {
 	if limit := int64(64<<10 + 12<<10); perNode.heap > limit {
 		t.Errorf("a node with one viewer costs %d B of heap, want at most the 64 KiB ring + 12 KiB", perNode.heap)
 	}
+}
+
+// TestHubNewTenancyHidesEarlierOutput: after a token change (a new
+// tenancy), no viewer can replay what the console printed before it, even
+// after the console closed by linger and reopened; what arrives afterwards
+// is the new tenant's (issue 9, defect 1).
+func TestHubNewTenancyHidesEarlierOutput(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := newFakeDriver("x")
+		h, _ := newTestHub(HubConfig{Linger: 30 * time.Second}, d)
+		defer h.close(context.Background(), ErrShuttingDown)
+		a := attach(t, h, 0)
+		s1 := <-d.opened
+		s1.w.Write([]byte("tenant A's secret\n"))
+		readExactly(t, a, len("tenant A's secret\n"))
+
+		h.newTenancy(ErrTokenRevoked)
+		if _, err := a.Read(make([]byte, 1)); !errors.Is(err, ErrTokenRevoked) {
+			t.Fatalf("A's viewer after the token change: %v, want ErrTokenRevoked", err)
+		}
+		b := attach(t, h, 1<<20)
+		s1.w.Write([]byte("B1\n"))
+		if got := string(readExactly(t, b, 3)); got != "B1\n" {
+			t.Fatalf("B with replay read %q, want only what came after the token change", got)
+		}
+		b.Close()
+
+		// The console closes after the linger time and reopens for the next
+		// viewer; the boundary holds (B's own output stays replayable).
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		select {
+		case <-s1.closed:
+		default:
+			t.Fatal("console still open after the linger time")
+		}
+		b2 := attach(t, h, 1<<20)
+		s2 := <-d.opened
+		s2.w.Write([]byte("B2\n"))
+		if got := string(readExactly(t, b2, 6)); got != "B1\nB2\n" {
+			t.Fatalf("after a linger close, B with replay read %q, want \"B1\\nB2\\n\"", got)
+		}
+
+		// Revoking (no token) starts a tenancy of nobody: the next token's
+		// holder sees nothing of B's either.
+		h.newTenancy(ErrTokenRevoked)
+		c := attach(t, h, 1<<20)
+		s2.w.Write([]byte("C\n"))
+		if got := string(readExactly(t, c, 2)); got != "C\n" {
+			t.Fatalf("after a revocation, C with replay read %q", got)
+		}
+	})
 }

@@ -293,7 +293,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	n.hasToken = false
 	n.epoch++
 	n.markGoneLocked(&Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", id)})
-	n.hub.kick(ErrNodeDeleted)
+	n.hub.newTenancy(ErrNodeDeleted)
 	n.mu.Unlock()
 	m.adminMu.Unlock()
 	n.log.Info("node deleted")
@@ -377,7 +377,7 @@ func (m *Manager) setToken(id string, hash []byte) error {
 	n.hasToken = hash != nil
 	copy(n.tokenHash[:], hash)
 	n.epoch++
-	n.hub.kick(ErrTokenRevoked)
+	n.hub.newTenancy(ErrTokenRevoked)
 	n.mu.Unlock()
 	if hash != nil {
 		n.log.Info("token replaced")
