@@ -81,7 +81,7 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.Use(s.accessLog, s.recovery)
+	r.Use(bodyDeadline, s.accessLog, s.recovery)
 	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, "no such route") })
 	r.NoMethod(func(c *gin.Context) { abortError(c, http.StatusMethodNotAllowed, "method not allowed") })
 
@@ -110,8 +110,15 @@ type errorBody struct {
 }
 
 func abortError(c *gin.Context, status int, msg string) {
+	if !authenticated(c) {
+		refuseConnection(c)
+	}
 	c.AbortWithStatusJSON(status, errorBody{Error: msg})
 }
+
+// authenticated reports whether the request carried valid admin
+// credentials or a valid node token.
+func authenticated(c *gin.Context) bool { return c.GetBool(adminKey) || c.GetBool(tokenKey) }
 
 // statusOf maps a manager error kind to its HTTP status.
 func statusOf(err error) int {
@@ -136,8 +143,12 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// adminKey marks a request whose admin credentials were checked.
-const adminKey = "obmd.admin"
+// adminKey and tokenKey mark a request whose admin credentials, or node
+// token, were checked.
+const (
+	adminKey = "obmd.admin"
+	tokenKey = "obmd.token"
+)
 
 // fail answers err; internal errors are logged and answered vaguely. The
 // admin reads the whole reason; a token holder reads only
@@ -170,6 +181,7 @@ func (s *server) admin(c *gin.Context) {
 		return
 	}
 	c.Set(adminKey, true)
+	markAuthenticated(c)
 	c.Next()
 }
 
@@ -280,6 +292,8 @@ func (s *server) authorize(c *gin.Context) (*manager.Access, bool) {
 		s.fail(c, err)
 		return nil, false
 	}
+	c.Set(tokenKey, true)
+	markAuthenticated(c)
 	return a, true
 }
 

@@ -129,14 +129,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		st.Close()
 		return fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
+	guard := api.NewConnGuard(maxConns(log))
+	ln = guard.Listener(ln)
 	srv := &http.Server{
 		Handler:           api.New(m, api.Options{AdminToken: cfg.AdminToken, Logger: log}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       guard.ConnContext,
+		ConnState:         guard.ConnState,
 	}
 	srv.RegisterOnShutdown(m.EndConsoles)
+	srv.RegisterOnShutdown(guard.CloseUnauthenticated)
 	if cfg.useTLS() {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cfg.tlsCert}}
 	}
@@ -150,7 +155,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}()
 	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.useTLS(),
-		"db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout,
+		"db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout, "max_conns", guard.Max(),
 		"ipmi_driver", manager.IPMIDriverAvailable())
 
 	var serveErr error
@@ -181,6 +186,24 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readHeaderTimeout bounds how long a client may take to send a request's
+// headers: a client that sends nothing loses its connection within it.
+const readHeaderTimeout = 5 * time.Second
+
+// maxConns is the bound on HTTP connections: half the descriptors the
+// process may open (the rest are for BMC sessions, the store and logs),
+// within [16, 65536].
+func maxConns(log *slog.Logger) int {
+	var lim syscall.Rlimit
+	n := 1024
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > 0 {
+		n = int(min(lim.Cur, 1<<20))
+	}
+	conns := min(max(n/2, 16), 65536)
+	log.Debug("HTTP connection limit", "max_conns", conns, "nofile", n)
+	return conns
 }
 
 // lingerSetting maps the configured linger (0 = close at once) to the hub's

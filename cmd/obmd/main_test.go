@@ -70,8 +70,18 @@ type daemon struct {
 // for its "listening" line.
 func startDaemon(t *testing.T, env map[string]string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, env, 0)
+}
+
+// startDaemonWith is startDaemon with the process's descriptor limit set
+// to nofile (0: inherited).
+func startDaemonWith(t *testing.T, env map[string]string, nofile int) *daemon {
+	t.Helper()
 	d := &daemon{t: t, logs: &syncbuf.Buffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
 	d.cmd = exec.Command(obmdBin)
+	if nofile > 0 {
+		d.cmd = exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0"`, nofile), obmdBin)
+	}
 	d.cmd.Env = []string{"LOG_FORMAT=json"}
 	for k, v := range env {
 		d.cmd.Env = append(d.cmd.Env, k+"="+v)
