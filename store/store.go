@@ -15,8 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -101,6 +103,57 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: opening Badger database at %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// RestrictPermissions makes an existing database directory, and the
+// files directly in it, private to their owner (0700 and 0600): the
+// database holds BMC passwords, and Badger creates files with the
+// process's umask. It returns how many it changed; a missing directory (it
+// will be created 0700) or InMemory is nothing to do. It fails if a mode
+// cannot be changed, for example because the directory belongs to another
+// user.
+func RestrictPermissions(path string) (int, error) {
+	if path == InMemory || path == "" {
+		return 0, nil
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("not a directory")
+	}
+	changed := 0
+	restrict := func(p string, mode fs.FileMode, private fs.FileMode) error {
+		if mode.Perm()&0o077 == 0 {
+			return nil
+		}
+		if err := os.Chmod(p, private); err != nil {
+			return fmt.Errorf("other users can read it and it cannot be made private: %w", err)
+		}
+		changed++
+		return nil
+	}
+	if err := restrict(path, fi.Mode(), 0o700); err != nil {
+		return changed, err
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return changed, err
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if err := restrict(filepath.Join(path, e.Name()), info.Mode(), 0o600); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
 }
 
 // Close flushes and closes the database.

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,4 +232,64 @@ func TestDaemonClosesStuckConnections(t *testing.T) {
 		t.Errorf("a stuck unauthenticated connection lived %v (bound 15s)", longest)
 	}
 	t.Logf("the longest-lived stuck connection was closed after %v", longest)
+}
+
+// TestDaemonDatabaseIsPrivate: the database holds BMC passwords. With a
+// DB_PATH created world-readable beforehand, obmd makes it private and
+// creates every file 0600 (issue 9, defect 6).
+func TestDaemonDatabaseIsPrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "db")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	d := startDaemon(t, baseEnv(dir))
+	d.expect("PUT", "/node/n", `{"type":"ipmi","info":{"addr":"127.0.0.1:1","user":"u","pass":"bmc-pass-Xy7"}}`, true, 200)
+	d.token("n")
+	d.stop(syscall.SIGTERM, 10*time.Second)
+	var files int
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: other users can read it", p, info.Mode().Perm())
+		}
+		if !e.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("walking %s: %v (%d files)", dir, err, files)
+	}
+}
+
+// TestDaemonBadDBPath: a DB_PATH obmd cannot use stops it with one line
+// naming DB_PATH, and exit status 2.
+func TestDaemonBadDBPath(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{file, filepath.Join(file, "db")} {
+		cmd := exec.Command(obmdBin)
+		cmd.Env = []string{"LISTEN_ADDR=127.0.0.1:0", "ADMIN_TOKEN=" + goodToken, "DB_PATH=" + path}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || len(lines) != 1 || !strings.HasPrefix(lines[0], "obmd: DB_PATH "+path) {
+			t.Errorf("DB_PATH %s: exit %v, stderr:\n%s\nwant status 2 and one line naming DB_PATH", path, err, &stderr)
+		}
+	}
 }

@@ -97,6 +97,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, cfg, log); err != nil {
+		var se *startupError
+		if errors.As(err, &se) {
+			// Nothing is running yet: one line saying what to fix.
+			fmt.Fprintf(stderr, "obmd: %v\n", se.err)
+			return se.code
+		}
 		log.Error("obmd stopped", "err", err)
 		fmt.Fprintf(stderr, "obmd: %v\n", err)
 		return 1
@@ -104,13 +110,31 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	return 0
 }
 
+// startupError is a failure before obmd serves anything: reported as one
+// line, with exit status code (2 for a setting to fix, 1 otherwise).
+type startupError struct {
+	err  error
+	code int
+}
+
+func (e *startupError) Error() string { return e.err.Error() }
+func (e *startupError) Unwrap() error { return e.err }
+
 // serve runs the daemon until ctx is done, then shuts down: stop accepting,
 // end console streams, let requests in flight finish, close drivers and
 // their BMC sessions, close the store, all within shutdownGrace.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	// Every file obmd creates (the database holds BMC passwords) is for
+	// its own user only.
+	syscall.Umask(0o077)
+	if fixed, err := store.RestrictPermissions(cfg.DBPath); err != nil {
+		return &startupError{fmt.Errorf("DB_PATH %s: %w", cfg.DBPath, err), 2}
+	} else if fixed > 0 {
+		log.Warn("DB_PATH was readable by other users; restricted it to obmd's user", "db_path", cfg.DBPath, "changed", fixed)
+	}
 	st, err := store.Open(cfg.DBPath, log)
 	if err != nil {
-		return err
+		return &startupError{fmt.Errorf("DB_PATH %s: %w; check that the directory is obmd's and writable, and that no other obmd uses it", cfg.DBPath, err), 2}
 	}
 	m, err := manager.New(manager.Config{
 		Store:     st,
@@ -127,7 +151,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		m.Close(context.Background())
 		st.Close()
-		return fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+		return &startupError{fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err), 1}
 	}
 	guard := api.NewConnGuard(maxConns(log))
 	ln = guard.Listener(ln)
