@@ -298,7 +298,7 @@ func (s *server) authorize(c *gin.Context) (*manager.Access, bool) {
 }
 
 type powerCycleRequest struct {
-	Force bool `json:"force"`
+	Force *bool `json:"force"`
 }
 
 func (s *server) powerCycle(c *gin.Context) {
@@ -311,7 +311,11 @@ func (s *server) powerCycle(c *gin.Context) {
 	if !s.decodeBody(c, "power_cycle request", &req) {
 		return
 	}
-	if err := a.PowerCycle(c.Request.Context(), req.Force); err != nil {
+	if req.Force == nil {
+		abortError(c, http.StatusBadRequest, `invalid power_cycle request: "force" is missing; send {"force": true} (reset) or {"force": false} (soft power cycle)`)
+		return
+	}
+	if err := a.PowerCycle(c.Request.Context(), *req.Force); err != nil {
 		s.fail(c, err)
 		return
 	}

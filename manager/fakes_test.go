@@ -96,8 +96,11 @@ type fakeDriver struct {
 	calls     []string
 	streams   []*fakeStream
 	openErrs  []error // consumed by successive OpenConsole calls; nil entry = success
-	opened    chan *fakeStream
-	closed    bool
+	// openGate, if set, runs at the start of OpenConsole (outside mu): a
+	// test holds an open in progress with it.
+	openGate func(ctx context.Context) error
+	opened   chan *fakeStream
+	closed   bool
 }
 
 type fakeStream struct {
@@ -156,6 +159,14 @@ func (d *fakeDriver) SetBootDevice(ctx context.Context, dev string) error {
 }
 
 func (d *fakeDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
+	d.mu.Lock()
+	gate := d.openGate
+	d.mu.Unlock()
+	if gate != nil {
+		if err := gate(ctx); err != nil {
+			return nil, err
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.openErrs) > 0 {

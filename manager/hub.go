@@ -275,6 +275,16 @@ func (h *hub) newTenancy(reason error) {
 	// Bytes reach the ring only under h.mu, so head is the boundary: what
 	// the reader appends from now on belongs to the new tenancy.
 	h.tenancyFrom = h.ring.head
+	if s := h.sess; s != nil && len(h.viewers) == 0 {
+		select {
+		case <-s.ready:
+		default:
+			// Still opening, for viewers who are gone: stop it rather than
+			// leave a BMC console open (and lingering) for nobody.
+			h.stopSessionLocked()
+			return
+		}
+	}
 	h.maybeLingerLocked()
 }
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -193,13 +194,29 @@ func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog
 	return n
 }
 
+// validateNodeID accepts node IDs an operator can read and type back: 1
+// to MaxNodeIDLen bytes of printable UTF-8 (letters, marks, digits,
+// punctuation, symbols and the ASCII space), no leading or trailing space,
+// no '/', and not "." or ".." (which URL paths resolve away). Control and
+// format characters (bidirectional overrides among them) could make one
+// ID look like another in a log or a listing.
 func validateNodeID(id string) error {
 	if id == "" || len(id) > MaxNodeIDLen || !utf8.ValidString(id) {
 		return Invalidf("node id must be 1 to %d bytes of UTF-8", MaxNodeIDLen)
 	}
+	if id == "." || id == ".." {
+		return Invalidf("node id must not be %q", id)
+	}
+	if strings.TrimSpace(id) != id {
+		return Invalidf("node id must not begin or end with a space")
+	}
 	for _, r := range id {
-		if unicode.IsControl(r) || r == '/' {
-			return Invalidf("node id must not contain control characters or '/'")
+		switch {
+		case r == '/':
+			return Invalidf("node id must not contain '/'")
+		case r == ' ':
+		case !unicode.IsGraphic(r) || unicode.IsSpace(r):
+			return Invalidf("node id must be printable: %U is a control, format or non-ASCII space character", r)
 		}
 	}
 	return nil
@@ -527,7 +544,19 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.n.hub.wait(ctx, v, s); err != nil {
+	err = a.n.hub.wait(ctx, v, s)
+	// The token may have changed, or the node gone, while the console was
+	// opening: that viewer was disconnected (and an open for nobody else
+	// stopped), and its client gets the same answer as if it had come a
+	// moment later.
+	if why := v.Err(); why != nil && !errors.Is(why, ErrViewerClosed) {
+		v.Close()
+		if err := a.current(); err != nil {
+			return nil, err
+		}
+		return nil, errUnauthorizedToken
+	}
+	if err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -559,3 +559,59 @@ func TestPowerCycleDeadlines(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokedWhileConsoleOpens: a token revoked while its console is still
+// opening gets ErrUnauthorized, not a stream that ends at once, and the
+// open, wanted by nobody any more, is abandoned (issue 9, defect 7).
+func TestRevokedWhileConsoleOpens(t *testing.T) {
+	t.Parallel()
+	for _, change := range []string{"revoke", "replace", "delete"} {
+		t.Run(change, func(t *testing.T) {
+			t.Parallel()
+			fr := newFakeRegistry(t)
+			m := newTestManager(t, newMemStore(), fr.Registry, 5*time.Second)
+			registerT(t, m, "n", "fake", fakeInfoJSON("n"))
+			a := mustAccess(t, m, "n", mustToken(t, m, "n"))
+			d := fr.driver(t, "n")
+			opening := make(chan struct{})
+			abandoned := make(chan struct{})
+			d.mu.Lock()
+			d.openGate = func(ctx context.Context) error {
+				close(opening)
+				<-ctx.Done()
+				close(abandoned)
+				return ctx.Err()
+			}
+			d.mu.Unlock()
+			got := make(chan error, 1)
+			go func() {
+				v, err := a.OpenConsole(context.Background(), 0)
+				if v != nil {
+					v.Close()
+				}
+				got <- err
+			}()
+			<-opening
+			var err error
+			switch change {
+			case "revoke":
+				err = m.RevokeToken("n")
+			case "replace":
+				_, err = m.NewToken("n")
+			case "delete":
+				err = m.Delete(context.Background(), "n")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ErrUnauthorized
+			if change == "delete" {
+				want = ErrNotFound
+			}
+			if err := <-got; !errors.Is(err, want) {
+				t.Errorf("OpenConsole after the token changed mid-open: %v, want %v", err, want)
+			}
+			<-abandoned // the driver's open was cancelled: no console for nobody
+		})
+	}
+}

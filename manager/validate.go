@@ -52,6 +52,9 @@ func DecodeStrict(what string, data []byte, v any) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fail("must be a JSON object")
 	}
+	if key, path := duplicateKey(trimmed); key != "" {
+		return fail(fmt.Sprintf("duplicate key %q%s (JSON objects here must name each field once)", key, path))
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -61,6 +64,69 @@ func DecodeStrict(what string, data []byte, v any) error {
 		return fail("unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// duplicateKey finds the first key that appears twice in one object of
+// data, at any depth, and says where ("" if none, or if data is not valid
+// JSON: decoding reports that). Keys are compared as encoding/json matches
+// them to struct fields, ignoring case, so {"force": true, "Force": false}
+// is a duplicate too: encoding/json would silently keep the last.
+func duplicateKey(data []byte) (key, where string) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		name   string // the key this value is under
+		want   bool   // an object expecting a key next
+	}
+	var stack []*frame
+	pending := "" // the key of the value about to start
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.want {
+			if k, ok := tok.(string); ok {
+				lk := strings.ToLower(k)
+				if top.keys[lk] {
+					if top.name != "" {
+						return k, " in " + top.name
+					}
+					return k, ""
+				}
+				top.keys[lk] = true
+				top.want = false
+				pending = k
+				continue
+			}
+		}
+		if top != nil && !top.object {
+			pending = top.name // an array's elements go by its name
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, name: pending, want: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{name: pending})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return "", ""
+			}
+		}
+		// After a complete value in an object, a key comes next.
+		if len(stack) > 0 && tok != json.Delim('{') && tok != json.Delim('[') {
+			if f := stack[len(stack)-1]; f.object {
+				f.want = true
+			}
+		}
+		pending = ""
+	}
 }
 
 // describeJSONError turns encoding/json's errors into a sentence naming the
