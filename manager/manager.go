@@ -549,7 +549,7 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	// opening: that viewer was disconnected (and an open for nobody else
 	// stopped), and its client gets the same answer as if it had come a
 	// moment later.
-	if why := v.Err(); why != nil && !errors.Is(why, ErrViewerClosed) {
+	if why := v.Err(); errors.Is(why, ErrTokenRevoked) || errors.Is(why, ErrNodeDeleted) {
 		v.Close()
 		if err := a.current(); err != nil {
 			return nil, err
