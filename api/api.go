@@ -49,6 +49,8 @@ type server struct {
 	log     *slog.Logger
 	maxBody int64
 	metrics *metrics
+	// refusals bounds the log lines about refused unauthenticated requests.
+	refusals *refusalLimiter
 	// SHA-256 of the admin credentials, compared in constant time whatever
 	// the length of what a client sends.
 	adminUser, adminPass [sha256.Size]byte
@@ -68,6 +70,7 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 		log:       opts.Logger,
 		maxBody:   opts.MaxBodyBytes,
 		metrics:   newMetrics(),
+		refusals:  newRefusalLimiter(opts.Logger),
 		adminUser: sha256.Sum256([]byte("admin")),
 		adminPass: sha256.Sum256([]byte(opts.AdminToken)),
 	}

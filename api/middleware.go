@@ -46,19 +46,22 @@ func (s *server) accessLog(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelWarn
 	}
+	if status >= 400 && !authenticated(c) && !s.refusals.allow(time.Now()) {
+		return // counted for the limiter's summary line
+	}
 	attrs := []slog.Attr{
-		slog.String("method", c.Request.Method),
-		slog.String("path", c.Request.URL.Path),
+		slog.String("method", boundField(c.Request.Method)),
+		slog.String("path", boundField(c.Request.URL.Path)),
 		slog.Int("status", status),
 		slog.Int("bytes", max(0, c.Writer.Size())),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("remote", c.ClientIP()),
 	}
 	if q := redactedQuery(c.Request.URL.RawQuery); q != "" {
-		attrs = append(attrs, slog.String("query", q))
+		attrs = append(attrs, slog.String("query", boundField(q)))
 	}
 	if id := c.Param("node_id"); id != "" {
-		attrs = append(attrs, slog.String("node", id))
+		attrs = append(attrs, slog.String("node", boundField(id)))
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
 }

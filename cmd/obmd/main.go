@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          api.ServerErrorLog(log),
 		ConnContext:       guard.ConnContext,
 		ConnState:         guard.ConnState,
 	}
