@@ -220,8 +220,10 @@ func TestIpmitoolWrongPasswordFailsQuickly(t *testing.T) {
 		if err == nil {
 			t.Fatalf("-C %d: wrong password accepted:\n%s", suite, out)
 		}
-		if d > time.Second {
-			t.Errorf("-C %d: wrong password took %v to fail, want < 1 s", suite, d)
+		// Against a BMC that did not answer RAKP 2, ipmitool would retry for
+		// ~20 s; 3 s leaves a loaded 2-core machine room for the process.
+		if d > 3*time.Second {
+			t.Errorf("-C %d: wrong password took %v to fail, want < 3 s", suite, d)
 		}
 		if !strings.Contains(string(out), "Unable to establish IPMI v2 / RMCP+ session") {
 			t.Errorf("-C %d: unexpected failure output:\n%s", suite, out)
