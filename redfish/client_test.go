@@ -127,7 +127,7 @@ func TestClientTaskResource(t *testing.T) {
 			jsonHandler(taskRunning)(w, r)
 			return
 		}
-		jsonHandler(`{"TaskState":"` + state + `","TaskStatus":"OK","Messages":[{"MessageId":"Base.1.8.Success"}]}`)(w, r)
+		jsonHandler(`{"TaskState":"`+state+`","TaskStatus":"OK","Messages":[{"MessageId":"Base.1.8.Success"}]}`)(w, r)
 	})
 	c := s.client(t, Config{})
 	if err := c.Reset(testCtx(t), ResetForceOff); err != nil {

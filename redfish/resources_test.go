@@ -39,7 +39,7 @@ const (
 	taskRunning = `{"@odata.id":"/redfish/v1/TaskService/Tasks/JID_1","@odata.type":"#Task.v1_4_3.Task","Id":"JID_1","TaskState":"Running","TaskStatus":"OK","Messages":[]}`
 	taskFailed  = `{"@odata.id":"/redfish/v1/TaskService/Tasks/7","TaskState":"Exception","TaskStatus":"Critical","Messages":[{"MessageId":"Base.1.8.InternalError","Message":"The request failed due to an internal service error."}]}`
 
-	errorILO = `{"error":{"code":"iLO.0.10.ExtendedInfo","message":"See @Message.ExtendedInfo for more information.","@Message.ExtendedInfo":[{"MessageId":"Base.1.12.NoValidSession"}]}}`
+	errorILO  = `{"error":{"code":"iLO.0.10.ExtendedInfo","message":"See @Message.ExtendedInfo for more information.","@Message.ExtendedInfo":[{"MessageId":"Base.1.12.NoValidSession"}]}}`
 	errorOBMC = `{"error":{"@Message.ExtendedInfo":[{"@odata.type":"#Message.v1_1_1.Message","Message":"The value 'Continuous' for the property BootSourceOverrideEnabled is not in the list of acceptable values.","MessageArgs":["Continuous","BootSourceOverrideEnabled"],"MessageId":"Base.1.8.1.PropertyValueNotInList","MessageSeverity":"Warning","Resolution":"Choose a value from the enumeration list that the implementation can support and resubmit the request if the operation failed."}],"code":"Base.1.8.1.PropertyValueNotInList","message":"The value 'Continuous' for the property BootSourceOverrideEnabled is not in the list of acceptable values."}}`
 )
 
