@@ -87,6 +87,8 @@ type Client struct {
 	logins atomic.Int64 // login attempts (POSTs to Sessions)
 	tasks  atomic.Int64 // 202 answers followed through a task monitor
 
+	loginMu sync.Mutex // held while logging in (session.go)
+
 	mu      sync.Mutex
 	auth    authState      // (mu) see session.go
 	root    *ServiceRoot   // (mu) cached service root

@@ -396,3 +396,28 @@ func TestServicePath(t *testing.T) {
 		}
 	}
 }
+
+// TestClientOneLoginForConcurrentCalls: calls racing on a fresh client
+// share one session.
+func TestClientOneLoginForConcurrentCalls(t *testing.T) {
+	t.Parallel()
+	s := newTestService(t)
+	c := s.client(t, Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if _, err := c.PowerState(testCtx(t)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := s.logins.Load(); n != 1 {
+		t.Errorf("%d logins for 8 concurrent calls, want 1", n)
+	}
+}

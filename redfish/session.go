@@ -160,6 +160,21 @@ func (c *Client) credentials(ctx context.Context) (credential, error) {
 	}
 	c.mu.Unlock()
 
+	// One login at a time: a second caller waits and uses the session the
+	// first one opened, rather than opening (and leaking) one of its own.
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	c.mu.Lock()
+	refused := c.auth.refused
+	cr := credential{kind: c.auth.kind, token: c.auth.token}
+	c.mu.Unlock()
+	switch {
+	case refused != nil && time.Now().Before(refused.Until):
+		return credential{}, refused
+	case cr.kind == authBasic, cr.kind == authSession && cr.token != "":
+		return cr, nil
+	}
+
 	root, err := c.serviceRoot(ctx)
 	if err != nil {
 		return credential{}, err
