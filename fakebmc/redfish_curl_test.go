@@ -268,7 +268,7 @@ func TestRedfishCurlQuirks(t *testing.T) {
 	})
 	t.Run("task-202", func(t *testing.T) {
 		t.Parallel()
-		f, ca := startRedfishFleet(t, RedfishConfig{Quirks: RedfishQuirks{RedfishTask202: true}, TaskDuration: 100 * time.Millisecond})
+		f, ca := startRedfishFleet(t, RedfishConfig{Quirks: RedfishQuirks{RedfishTask202: true}, TaskDuration: 3 * time.Second}) // so curl returns before the task runs, even on a loaded machine
 		base := f.RedfishURL(0)
 		r := curl(t, basic, "--cacert", ca, "-X", "POST", "-H", "Content-Type: application/json",
 			"--data", `{"ResetType": "ForceOff"}`, base+"/redfish/v1/Systems/1/Actions/ComputerSystem.Reset")
@@ -290,7 +290,7 @@ func TestRedfishCurlQuirks(t *testing.T) {
 	})
 	t.Run("slow-poweron", func(t *testing.T) {
 		t.Parallel()
-		f, ca := startRedfishFleet(t, RedfishConfig{Quirks: RedfishQuirks{RedfishSlowPowerOn: true}, SlowPowerOn: 300 * time.Millisecond})
+		f, ca := startRedfishFleet(t, RedfishConfig{Quirks: RedfishQuirks{RedfishSlowPowerOn: true}, SlowPowerOn: 3 * time.Second}) // several curl starts on a loaded machine fit in it
 		base := f.RedfishURL(0)
 		reset := func(typ string) {
 			if r := curl(t, basic, "--cacert", ca, "-X", "POST", "-H", "Content-Type: application/json",
