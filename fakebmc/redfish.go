@@ -298,9 +298,18 @@ func (s *redfishServer) routes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("OData-Version", "4.0")
 		r.Body = http.MaxBytesReader(w, r.Body, maxRedfishRequestBody)
-		// Handler tells an unknown resource (answered with a Redfish
-		// error) from a known one; ServeHTTP sets the path values.
-		if _, pattern := mux.Handler(r); pattern == "" {
+		// Handler tells an unknown resource or method (answered with a
+		// Redfish error) from a known one; ServeHTTP sets the path values.
+		if h, pattern := mux.Handler(r); pattern == "" {
+			probe := &statusProbe{header: http.Header{}}
+			h.ServeHTTP(probe, r)
+			if probe.status == http.StatusMethodNotAllowed {
+				w.Header()["Allow"] = probe.header["Allow"]
+				writeRedfishError(w, http.StatusMethodNotAllowed, baseMessage("OperationNotAllowed",
+					"The HTTP method "+r.Method+" is not allowed on "+r.URL.Path+".",
+					"Use a method listed in the Allow header."))
+				return
+			}
 			s.notFound(w, r)
 			return
 		}
@@ -308,7 +317,17 @@ func (s *redfishServer) routes() http.Handler {
 	})
 }
 
-// notFound answers an unknown path or method with a Redfish error.
+// statusProbe records what ServeMux's own 404/405 handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
+
+// notFound answers an unknown path with a Redfish error.
 func (s *redfishServer) notFound(w http.ResponseWriter, r *http.Request) {
 	writeRedfishError(w, http.StatusNotFound, baseMessage("ResourceMissingAtURI",
 		fmt.Sprintf("The resource at the URI %s was not found.", r.URL.Path),

@@ -189,6 +189,14 @@ func TestRedfishCurlHILFlow(t *testing.T) {
 		t.Errorf("bad ResetType: %d %s", r.status, r.body)
 	}
 
+	// Unknown resources and methods get Redfish errors too.
+	if r := curl(t, auth, "--cacert", ca, base+"/redfish/v1/Chassis/9"); r.status != 404 || !strings.Contains(string(r.body), "ResourceMissingAtURI") {
+		t.Errorf("unknown resource: %d %s", r.status, r.body)
+	}
+	if r := curl(t, auth, "--cacert", ca, "-X", "DELETE", base+"/redfish/v1/Systems/1"); r.status != 405 || !strings.Contains(string(r.body), "OperationNotAllowed") || r.headers.Get("Allow") == "" {
+		t.Errorf("DELETE of the system: %d %s %v", r.status, r.body, r.headers)
+	}
+
 	r = curl(t, auth, "--cacert", ca, "-X", "DELETE", base+loc)
 	if r.status != 204 {
 		t.Fatalf("logout: %d %s", r.status, r.body)
