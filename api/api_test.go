@@ -322,7 +322,7 @@ func TestAdminRoutes(t *testing.T) {
 		{"unknown info field", req{method: "PUT", path: "/node/m", body: `{"type":"mock","info":{"addr":"a","extra":1}}`, admin: true}, 400},
 		{"missing type", req{method: "PUT", path: "/node/m", body: `{"info":{"addr":"a"}}`, admin: true}, 400},
 		{"missing info", req{method: "PUT", path: "/node/m", body: `{"type":"mock"}`, admin: true}, 400},
-		{"unknown type", req{method: "PUT", path: "/node/m", body: `{"type":"redfish","info":{}}`, admin: true}, 400},
+		{"unknown type", req{method: "PUT", path: "/node/m", body: `{"type":"ilo","info":{}}`, admin: true}, 400},
 		{"bad ipmi info", req{method: "PUT", path: "/node/m", body: `{"type":"ipmi","info":{"addr":"10.0.0.4","user":"u"}}`, admin: true}, 400},
 		{"body too large", req{method: "PUT", path: "/node/m", body: big, admin: true}, 413},
 		{"delete unknown node", req{method: "DELETE", path: "/node/nope", admin: true}, 404},

@@ -79,3 +79,26 @@ func TestIdleSessionsSmoke(t *testing.T) {
 		t.Errorf("implausible memory figures %+v", r)
 	}
 }
+
+// TestRedfishPowerSmoke: power_status on a redfish node through a real
+// obmd process, against curl login-query-logout sequences; obmd keeps
+// one session (no login while timed) and beats the sequence.
+func TestRedfishPowerSmoke(t *testing.T) {
+	t.Parallel()
+	curl, err := FindCurl()
+	if err != nil {
+		t.Skip(err)
+	}
+	obmd := buildCmd(t, "obmd/cmd/obmd")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := RedfishPower(ctx, RedfishPowerConfig{Obmd: obmd, Curl: curl, Requests: 100, CurlRequests: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("redfish power_status: %.0f req/s, p50 %v p99 %v; curl sequence %.1f/s p50 %v; ratios %.0fx, %.0fx",
+		r.ReqPerSec, r.P50, r.P99, r.CurlPerSec, r.CurlP50, r.Ratio, r.LatencyRatio)
+	if r.P50 <= 0 || r.P50 > r.P99 || r.CurlP50 <= 0 || r.Ratio <= 1 || r.LoginsWhileTimed != 0 {
+		t.Errorf("implausible result %+v", r)
+	}
+}

@@ -74,6 +74,9 @@ type BMCConfig struct {
 	// parameter 4); zero means the spec's 10 ms. Tests that push megabytes
 	// through a lossy link use 1 ms so that each loss costs a millisecond.
 	SOLRetryUnit time.Duration
+	// Redfish, if set, makes the BMC also serve Redfish over HTTPS on TCP
+	// at its port number (see redfish.go); nil: IPMI only.
+	Redfish *RedfishConfig
 }
 
 // validate reports every problem with c at once.
@@ -129,6 +132,8 @@ type BMC struct {
 	sol       solConfig
 	active    *solPayload   // the active SOL payload instance, nil if none
 	solChange chan struct{} // closed and replaced when SOL (de)activates
+
+	redfish *redfishServer // nil without BMCConfig.Redfish
 
 	rebootTimer *time.Timer // periodic reboots (BehaviourPlan.RebootEvery)
 	stopped     bool        // close has begun: no more reboots
@@ -218,6 +223,9 @@ func (b *BMC) close() {
 	b.mu.Unlock()
 	if p != nil {
 		b.deactivate(p, "BMC shut down")
+	}
+	if b.redfish != nil {
+		b.redfish.close()
 	}
 	_ = b.server.Close()
 	if b.conn != nil {

@@ -6,7 +6,10 @@
 // misbehave as real ones do (BehaviourPlan: firmware reboots, a SOL payload
 // left active by a vanished client, a full session table, a black hole,
 // slow answers), and a Fleet that runs many BMCs on consecutive UDP ports
-// from one process, a reproducible share of them misbehaving.
+// from one process, a reproducible share of them misbehaving. With
+// BMCConfig.Redfish a BMC also serves DMTF Redfish over HTTPS on TCP at
+// its port number, backed by the same machine (redfish*.go), with the
+// deviations of real Redfish services as RedfishQuirks.
 //
 // Its shape follows OpenBMC's phosphor-net-ipmid: one handler per command,
 // registered in a table keyed by (NetFn, Cmd) with the privilege it needs;

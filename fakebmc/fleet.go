@@ -2,11 +2,13 @@ package fakebmc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -40,16 +42,25 @@ type FleetConfig struct {
 type Fleet struct {
 	bmcs []*BMC
 	hub  *consoleHub
+	// redfishCertPEM is the certificate every BMC's Redfish service
+	// presents (nil without Redfish).
+	redfishCertPEM []byte
 }
 
 // PortInUseError says a BMC's port is taken.
 type PortInUseError struct {
 	Addr string
-	Err  error
+	// Proto is "UDP" (IPMI) or "TCP" (Redfish); empty means UDP.
+	Proto string
+	Err   error
 }
 
 func (e *PortInUseError) Error() string {
-	return fmt.Sprintf("UDP port %s is already in use (another fakebmc or BMC simulator?): stop it or choose another -addr", e.Addr)
+	proto := e.Proto
+	if proto == "" {
+		proto = "UDP"
+	}
+	return fmt.Sprintf("%s port %s is already in use (another fakebmc or BMC simulator?): stop it or choose another -addr", proto, e.Addr)
 }
 
 func (e *PortInUseError) Unwrap() error { return e.Err }
@@ -85,15 +96,33 @@ func StartFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		}
 		configs[i] = c
 	}
-	conns, err := bindConsecutive(ctx, cfg.Addr, cfg.Count)
+	withTCP := slices.ContainsFunc(configs, func(c BMCConfig) bool { return c.Redfish != nil })
+	ports, err := bindConsecutive(ctx, cfg.Addr, cfg.Count, withTCP)
 	if err != nil {
 		return nil, err
 	}
 	f := &Fleet{hub: newConsoleHub()}
-	for i, conn := range conns {
-		addr := conn.LocalAddr().(*net.UDPAddr)
-		b := newBMC(i, configs[i], addr, f.hub, log.With("bmc", i, "addr", addr.String()))
-		b.serve(NewFaultyConn(conn, configs[i].Faults))
+	var cert tls.Certificate
+	if withTCP {
+		host, _, _ := net.SplitHostPort(cfg.Addr)
+		if cert, f.redfishCertPEM, err = newRedfishCertificate(host); err != nil {
+			for _, p := range ports {
+				p.close()
+			}
+			return nil, err
+		}
+	}
+	for i, p := range ports {
+		addr := p.udp.LocalAddr().(*net.UDPAddr)
+		blog := log.With("bmc", i, "addr", addr.String())
+		b := newBMC(i, configs[i], addr, f.hub, blog)
+		if rc := configs[i].Redfish; rc != nil {
+			b.redfish = newRedfishServer(b, *rc, p.tcp, cert, blog)
+			b.redfish.serve()
+		} else if p.tcp != nil {
+			p.tcp.Close()
+		}
+		b.serve(NewFaultyConn(p.udp, configs[i].Faults))
 		f.bmcs = append(f.bmcs, b)
 	}
 	if err := f.leaveStaleSOLs(ctx); err != nil {
@@ -132,10 +161,25 @@ func (f *Fleet) leaveStaleSOLs(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// bindConsecutive binds count UDP sockets on consecutive ports. With port
-// 0 it asks the kernel for a free first port and retries elsewhere if a
-// later one is taken.
-func bindConsecutive(ctx context.Context, addr string, count int) ([]net.PacketConn, error) {
+// boundPort is one BMC's sockets: UDP for IPMI and, with Redfish, a TCP
+// listener on the same port number.
+type boundPort struct {
+	udp net.PacketConn
+	tcp net.Listener // nil without Redfish
+}
+
+func (p boundPort) close() {
+	p.udp.Close()
+	if p.tcp != nil {
+		p.tcp.Close()
+	}
+}
+
+// bindConsecutive binds count UDP sockets on consecutive ports, and with
+// withTCP a TCP listener on each of the same ports. With port 0 it asks
+// the kernel for a free first port and retries elsewhere if a later one
+// is taken.
+func bindConsecutive(ctx context.Context, addr string, count int, withTCP bool) ([]boundPort, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("fakebmc: address %q is not host:port: %w", addr, err)
@@ -149,7 +193,7 @@ func bindConsecutive(ctx context.Context, addr string, count int) ([]net.PacketC
 	}
 	var lc net.ListenConfig
 	if port != 0 {
-		return bindRun(ctx, &lc, host, port, count)
+		return bindRun(ctx, &lc, host, port, count, withTCP)
 	}
 	var lastErr error
 	for range 20 {
@@ -162,33 +206,51 @@ func bindConsecutive(ctx context.Context, addr string, count int) ([]net.PacketC
 			first.Close()
 			continue
 		}
-		rest, err := bindRun(ctx, &lc, host, base+1, count-1)
-		if err == nil {
-			return append([]net.PacketConn{first}, rest...), nil
+		fp := boundPort{udp: first}
+		if withTCP {
+			if fp.tcp, err = lc.Listen(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(base))); err != nil {
+				first.Close()
+				lastErr = err
+				continue
+			}
 		}
-		first.Close()
+		rest, err := bindRun(ctx, &lc, host, base+1, count-1, withTCP)
+		if err == nil {
+			return append([]boundPort{fp}, rest...), nil
+		}
+		fp.close()
 		lastErr = err
 	}
-	return nil, fmt.Errorf("fakebmc: no run of %d free consecutive UDP ports found: %w", count, lastErr)
+	return nil, fmt.Errorf("fakebmc: no run of %d free consecutive ports found: %w", count, lastErr)
 }
 
-func bindRun(ctx context.Context, lc *net.ListenConfig, host string, port, count int) ([]net.PacketConn, error) {
-	conns := make([]net.PacketConn, 0, count)
+func bindRun(ctx context.Context, lc *net.ListenConfig, host string, port, count int, withTCP bool) ([]boundPort, error) {
+	ports := make([]boundPort, 0, count)
+	fail := func(err error, proto, a string) ([]boundPort, error) {
+		for _, p := range ports {
+			p.close()
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, &PortInUseError{Addr: a, Proto: proto, Err: err}
+		}
+		return nil, fmt.Errorf("fakebmc: bind %s %s: %w", proto, a, err)
+	}
 	for i := range count {
 		a := net.JoinHostPort(host, strconv.Itoa(port+i))
 		c, err := lc.ListenPacket(ctx, "udp", a)
 		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return nil, &PortInUseError{Addr: a, Err: err}
-			}
-			return nil, fmt.Errorf("fakebmc: bind %s: %w", a, err)
+			return fail(err, "UDP", a)
 		}
-		conns = append(conns, c)
+		p := boundPort{udp: c}
+		if withTCP {
+			if p.tcp, err = lc.Listen(ctx, "tcp", a); err != nil {
+				c.Close()
+				return fail(err, "TCP", a)
+			}
+		}
+		ports = append(ports, p)
 	}
-	return conns, nil
+	return ports, nil
 }
 
 // Len is the number of BMCs.

@@ -10,6 +10,8 @@
 //     original obmd's test driver, which HIL's integration tests use) and
 //     "ipmi", whose constructor manager/ipmidriver.go plugs in on top of
 //     package bmc; without it, "ipmi" nodes are refused with ErrUnsupported.
+//     "redfish" (manager/redfishdriver.go, on package redfish) drives servers
+//     whose BMC has IPMI over LAN turned off, with the same contract.
 //   - Operations on one node run one at a time, each bounded by the operation
 //     timeout; there is no global lock, so a stalled BMC blocks only its own
 //     node.

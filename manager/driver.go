@@ -140,7 +140,7 @@ var ipmiConstructor IPMIConstructor
 func IPMIDriverAvailable() bool { return ipmiConstructor != nil }
 
 // BuiltinDrivers returns a registry holding "mock" (the original obmd's test
-// driver, which HIL's integration tests use) and "ipmi".
+// driver, which HIL's integration tests use), "ipmi" and "redfish".
 func BuiltinDrivers() *Registry { return builtinDrivers(ipmiConstructor) }
 
 // builtinDrivers builds the built-in registry with newIPMI as the ipmi
@@ -167,6 +167,7 @@ func builtinDrivers(newIPMI IPMIConstructor) *Registry {
 		}
 	}
 	mustRegister(r, "ipmi", ipmi)
+	mustRegister(r, "redfish", RedfishDriverType(RedfishDriverConfig{}))
 	return r
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,23 +163,7 @@ func ParseIPMIInfo(raw json.RawMessage) (IPMIInfo, error) {
 // normalizeBMCAddr accepts a host, host:port, an IPv6 literal or
 // [IPv6]:port and returns host:port with the port defaulted to 623.
 func normalizeBMCAddr(s string) (string, error) {
-	host, port := s, strconv.Itoa(DefaultIPMIPort)
-	if ip := net.ParseIP(s); ip != nil {
-		return net.JoinHostPort(ip.String(), port), nil // bare IPv4 or IPv6
-	}
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		host, port = h, p
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("port %q is not a number from 1 to 65535", p)
-		}
-	} else if strings.ContainsAny(s, ":[]") {
-		return "", fmt.Errorf("not a host or host:port")
-	}
-	if net.ParseIP(host) == nil && !isHostname(host) {
-		return "", fmt.Errorf("%q is neither an IP address nor a host name", host)
-	}
-	return net.JoinHostPort(host, port), nil
+	return normalizeHostPort(s, DefaultIPMIPort)
 }
 
 // isHostname reports whether s is a DNS name made of letters, digits and

@@ -8,6 +8,11 @@
 //
 //	fakebmc -count 100 -fault reboot,stalesol -fault-fraction 0.1 -reboot-every 2m
 //
+// With -redfish each BMC also serves Redfish over HTTPS on TCP at its
+// port number (same machine, same credentials):
+//
+//	fakebmc -redfish -redfish-cert /tmp/bmc.pem -redfish-quirks etag-required
+//
 // The password may come from the FAKEBMC_PASS environment variable instead
 // of -pass, to keep it out of the process list. Bad flags exit with status
 // 2, a port already in use with 1, each with one line on stderr.
@@ -56,6 +61,11 @@ type options struct {
 
 	quirkList string         // -quirks, as given
 	quirks    fakebmc.Quirks // parsed
+
+	redfish          bool                  // -redfish
+	redfishCert      string                // -redfish-cert FILE
+	redfishQuirkList string                // -redfish-quirks, as given
+	redfishQuirks    fakebmc.RedfishQuirks // parsed
 }
 
 // Defaults of the misbehaviour flags.
@@ -90,6 +100,9 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.rebootSilence, "reboot-silence", fakebmc.DefaultRebootSilence, "-fault reboot: how long each reboot keeps the BMC silent")
 	fs.DurationVar(&o.slowAnswers, "slow-answers", defaultSlowAnswers, "-fault slow: how late every datagram a slow BMC sends leaves")
 	fs.StringVar(&o.quirkList, "quirks", "", "comma-separated `LIST` of real BMCs' protocol deviations every BMC reproduces (see below); combines with -fault and the network faults")
+	fs.BoolVar(&o.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS on TCP at its port number, backed by the same machine (same user and password)")
+	fs.StringVar(&o.redfishCert, "redfish-cert", "", "with -redfish, write the services' self-signed certificate (PEM) to `FILE`, for clients to pin (curl --cacert, obmd's ca_cert)")
+	fs.StringVar(&o.redfishQuirkList, "redfish-quirks", "", "with -redfish, comma-separated `LIST` of real Redfish services' deviations every BMC reproduces (see below)")
 	return fs
 }
 
@@ -262,6 +275,19 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	} else {
 		o.quirks = qs
 	}
+	for _, f := range []string{"redfish-cert", "redfish-quirks"} {
+		if set[f] && !o.redfish {
+			problems = append(problems, "-"+f+" needs -redfish")
+		}
+	}
+	if set["redfish-cert"] && o.redfishCert == "" {
+		problems = append(problems, "-redfish-cert needs a file name")
+	}
+	if qs, err := fakebmc.ParseRedfishQuirks(o.redfishQuirkList); err != nil {
+		problems = append(problems, "-redfish-quirks: "+err.Error())
+	} else {
+		o.redfishQuirks = qs
+	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
@@ -283,6 +309,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if baud == 0 {
 		baud = fakebmc.UnlimitedBaud
 	}
+	var redfish *fakebmc.RedfishConfig
+	if o.redfish {
+		redfish = &fakebmc.RedfishConfig{Quirks: o.redfishQuirks}
+	}
 	start := time.Now()
 	fleet, err := fakebmc.StartFleet(ctx, fakebmc.FleetConfig{
 		Addr:  o.addr,
@@ -294,6 +324,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Faults:  o.faults,
 			StartOn: !o.powerOff,
 			Quirks:  o.quirks,
+			Redfish: redfish,
 		},
 		Misbehave: o.misbehave,
 		Logger:    log,
@@ -301,6 +332,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		fmt.Fprintf(stderr, "fakebmc: %v\n", err)
 		return 1
+	}
+	if o.redfishCert != "" {
+		if err := os.WriteFile(o.redfishCert, fleet.RedfishCertPEM(), 0o644); err != nil {
+			fleet.Close()
+			fmt.Fprintf(stderr, "fakebmc: -redfish-cert: %v\n", err)
+			return 1
+		}
 	}
 	for i := range fleet.Len() {
 		attrs := []any{"bmc", i, "addr", fleet.Addr(i), "user", o.user,
@@ -311,6 +349,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		if len(o.quirks) > 0 {
 			attrs = append(attrs, "quirks", o.quirks.String())
+		}
+		if u := fleet.RedfishURL(i); u != "" {
+			attrs = append(attrs, "redfish", u)
+			if len(o.redfishQuirks) > 0 {
+				attrs = append(attrs, "redfish_quirks", o.redfishQuirks.String())
+			}
 		}
 		log.Info("BMC ready", attrs...)
 	}
@@ -346,6 +390,11 @@ same -seed and -count choose the same BMCs. Example: 10% of 100 BMCs, half
 rebooting every 2 minutes and half with a stale SOL:
   fakebmc -count 100 -fault reboot,stalesol -fault-fraction 0.1 -reboot-every 2m
 `)
+	fmt.Fprintln(w, "\nRedfish (-redfish): each BMC also serves DMTF Redfish over HTTPS on TCP at its\nport number, with the same user and password and the same machine: service\nroot, SessionService, Systems/1 (PowerState, Boot override, Reset), tasks.\nQuirks (-redfish-quirks NAME[,NAME...]), deviations of real Redfish services:")
+	for _, q := range fakebmc.KnownRedfishQuirks() {
+		fmt.Fprintf(w, "  %-24s %s\n", q, fakebmc.RedfishQuirkHelp(q))
+	}
+	fmt.Fprintln(w, "Example: FAKEBMC_PASS=secret fakebmc -redfish -redfish-cert /tmp/bmc.pem\n  curl --cacert /tmp/bmc.pem -u admin:secret https://127.0.0.1:9623/redfish/v1/Systems/1")
 	if qs := fakebmc.KnownQuirks(); len(qs) > 0 {
 		fmt.Fprintln(w, "\nQuirks (-quirks NAME[,NAME...]), documented deviations of real BMCs, on every BMC:")
 		for _, q := range qs {

@@ -6,7 +6,7 @@
 //
 // It builds cmd/obmd and cmd/fakebmc itself unless given binaries, so it
 // must run inside the obmd module (`make bench` does). The baselines need
-// ipmitool. A scenario that fails is reported as failed, with the reason:
+// ipmitool (and curl for the redfish row). A scenario that fails is reported as failed, with the reason:
 // no figure is ever made up.
 package main
 
@@ -34,7 +34,7 @@ func main() {
 }
 
 // scenarios, in the order they run within each round.
-var scenarioNames = []string{"warm", "cold", "sol", "rest", "fanout-viewers", "fanout-nodes", "idle"}
+var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle"}
 
 type options struct {
 	runs       int
@@ -51,6 +51,7 @@ type options struct {
 	fanoutDuration                       time.Duration
 	fanoutViewers, fanoutNodes           int
 	idleNodes                            int
+	redfishReqs, redfishCurl             int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -77,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.fanoutViewers, "fanout-viewers", 1000, "viewers of one node (fanout-viewers)")
 	fs.IntVar(&o.fanoutNodes, "fanout-nodes", 1000, "nodes with one viewer each (fanout-nodes)")
 	fs.IntVar(&o.idleNodes, "idle-nodes", 10000, "nodes with idle warm sessions (idle)")
+	fs.IntVar(&o.redfishReqs, "redfish-requests", 5000, "power_status requests on a redfish node per run (redfish)")
+	fs.IntVar(&o.redfishCurl, "redfish-curl", 40, "curl login-query-logout sequences per run (redfish baseline)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -239,6 +242,12 @@ func (o *options) runScenario(ctx context.Context, name string, c *collector) er
 			Concurrency: o.restConc, Requests: o.restReqs, IpmitoolRequests: o.restN})
 		if err == nil {
 			c.rest = append(c.rest, r)
+		}
+		return err
+	case "redfish":
+		r, err := bench.RedfishPower(ctx, bench.RedfishPowerConfig{Obmd: o.obmd, Requests: o.redfishReqs, CurlRequests: o.redfishCurl})
+		if err == nil {
+			c.redfish = append(c.redfish, r)
 		}
 		return err
 	case "fanout-viewers":

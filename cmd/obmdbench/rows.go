@@ -13,6 +13,7 @@ type collector struct {
 	cold       []bench.ColdResult
 	sol        []bench.SOLResult
 	rest       []bench.RESTPowerResult
+	redfish    []bench.RedfishPowerResult
 	fanViewers []bench.FanoutResult
 	fanNodes   []bench.FanoutResult
 	idle       []bench.IdleResult
@@ -130,6 +131,29 @@ func (c *collector) rows(o *options, r *bench.Report) {
 				Value: series(c.rest, func(x bench.RESTPowerResult) float64 { return sec(x.ObmdCPUPerReq) }).Spread(bench.FmtDuration)})
 		}
 		failedRow("rest", name)
+	}
+
+	if o.only["redfish"] {
+		name := "Daemon: GET power_status via REST, 1 redfish node (fakebmc -redfish, certificate pinned)"
+		if len(c.redfish) > 0 {
+			ratio := series(c.redfish, func(x bench.RedfishPowerResult) float64 { return x.Ratio })
+			add(bench.Row{Benchmark: name, Metric: "requests/s, one client at a time (obmd's Redfish session and TLS connection warm); baseline: `curl` login + GET system + logout (3 processes) per request",
+				Value:    series(c.redfish, func(x bench.RedfishPowerResult) float64 { return x.ReqPerSec }).Spread(perSec(bench.FmtCount)),
+				Baseline: series(c.redfish, func(x bench.RedfishPowerResult) float64 { return x.CurlPerSec }).Spread(perSec(bench.FmtCount)),
+				Ratio:    ratio.Spread(bench.FmtRatio), Goal: ">= 20x", Met: bench.Judge(ratio.Median() >= 20)})
+			add(bench.Row{Benchmark: name, Metric: "latency p50; baseline: the curl sequence",
+				Value:    series(c.redfish, func(x bench.RedfishPowerResult) float64 { return sec(x.P50) }).Spread(bench.FmtDuration),
+				Baseline: series(c.redfish, func(x bench.RedfishPowerResult) float64 { return sec(x.CurlP50) }).Spread(bench.FmtDuration),
+				Ratio:    series(c.redfish, func(x bench.RedfishPowerResult) float64 { return x.LatencyRatio }).Spread(bench.FmtRatio)})
+			add(bench.Row{Benchmark: name, Metric: "latency p99",
+				Value:    series(c.redfish, func(x bench.RedfishPowerResult) float64 { return sec(x.P99) }).Spread(bench.FmtDuration),
+				Baseline: series(c.redfish, func(x bench.RedfishPowerResult) float64 { return sec(x.CurlP99) }).Spread(bench.FmtDuration)})
+			logins := series(c.redfish, func(x bench.RedfishPowerResult) float64 { return float64(x.LoginsWhileTimed) })
+			add(bench.Row{Benchmark: name, Metric: "BMC logins while timed (one warm session); obmd CPU per request",
+				Value: logins.Spread(bench.FmtInt) + "; " + series(c.redfish, func(x bench.RedfishPowerResult) float64 { return sec(x.ObmdCPUPerRequest) }).Spread(bench.FmtDuration),
+				Goal:  "0 logins", Met: bench.Judge(maxOf(logins) == 0)})
+		}
+		failedRow("redfish", name)
 	}
 
 	if o.only["fanout-viewers"] {
