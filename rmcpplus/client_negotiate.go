@@ -85,6 +85,7 @@ func (s *Session) establish(ctx context.Context) error {
 		}
 		if err == nil {
 			neg.Offered = offered
+			s.profile.noteOffered(offered)
 		}
 		p.suiteList(offered, err)
 	}

@@ -218,6 +218,13 @@ func (p *Profile) noteLocked(ds ...Detection) {
 	}
 }
 
+// noteOffered records the BMC's suite list, whatever the handshake's end.
+func (p *Profile) noteOffered(offered []uint8) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.offered = slices.Clone(offered)
+}
+
 // learn records a list answer and an established session's settings.
 func (p *Profile) learn(offered []uint8, k knowledge) {
 	p.mu.Lock()
