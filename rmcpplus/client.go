@@ -237,9 +237,10 @@ const readBufferSize = 1024
 //
 // Sequence (IPMI v2.0 section 13.14-13.33): Get Channel Authentication
 // Capabilities (IPMI v1.5 packet) to see that the BMC speaks RMCP+; the
-// cipher suite list (Get Channel Cipher Suites) unless cfg pins a suite;
-// Open Session; RAKP 1-4; Set Session Privilege Level. Every message is
-// retransmitted on timeout.
+// cipher suite list (Get Channel Cipher Suites) unless cfg pins a suite or
+// cfg.Profile knows one that works; Open Session; RAKP 1-4 (again, with
+// another suite or settings, when policy.go says so); Set Session
+// Privilege Level. Every message is retransmitted on timeout.
 func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 	cfg = cfg.withDefaults()
 	addr, err := resolveBMCAddr(cfg.Addr)
