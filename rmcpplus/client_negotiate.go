@@ -64,7 +64,8 @@ func (s *Session) establish(ctx context.Context) error {
 		return fmt.Errorf("rmcpplus: %s does not support IPMI v2.0 (RMCP+) sessions on this channel", s.addrText)
 	}
 
-	p := newPlan(s.addrText, s.cfg.CipherSuite, s.cfg.Privilege, s.cfg.Workarounds, s.profile.snapshot())
+	known, offered := s.profile.snapshot()
+	p := newPlan(s.addrText, s.cfg.CipherSuite, s.cfg.Privilege, s.cfg.Workarounds, known, offered)
 	defer func() {
 		if s.badChecksums.Load() > 0 {
 			why := "the RMCP+ integrity check passed"

@@ -197,10 +197,11 @@ func (p *Profile) ChecksumsTolerated() uint64 {
 	return p.checksums
 }
 
-func (p *Profile) snapshot() knowledge {
+// snapshot is what a new handshake starts from, and the last suite list.
+func (p *Profile) snapshot() (knowledge, []uint8) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.known
+	return p.known, slices.Clone(p.offered)
 }
 
 // note records detections, keeping the first of each name.
@@ -466,8 +467,8 @@ type plan struct {
 }
 
 // newPlan starts a negotiation from the configuration, the overrides and
-// what the profile knows.
-func newPlan(addr string, pinned uint8, privilege ipmi.PrivilegeLevel, w Workarounds, k knowledge) *plan {
+// what the profile knows (k, and the suite list last read, if any).
+func newPlan(addr string, pinned uint8, privilege ipmi.PrivilegeLevel, w Workarounds, k knowledge, offered []uint8) *plan {
 	p := &plan{
 		addr:        addr,
 		pinned:      pinned,
@@ -488,6 +489,7 @@ func newPlan(addr string, pinned uint8, privilege ipmi.PrivilegeLevel, w Workaro
 		// list (if any) was read when the suite was chosen.
 		p.suites = append([]uint8{k.suite}, slices.DeleteFunc(slices.Clone(confidentialSuites), func(id uint8) bool { return id == k.suite })...)
 		p.quickTil = 1
+		p.offered = offered
 	}
 	return p
 }

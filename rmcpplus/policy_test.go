@@ -252,7 +252,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPlan("bmc", tt.pinned, admin, tt.w, tt.known)
+			p := newPlan("bmc", tt.pinned, admin, tt.w, tt.known, nil)
 			if p.wantsSuiteList() != (tt.list != nil) {
 				t.Fatalf("wantsSuiteList = %v", p.wantsSuiteList())
 			}
@@ -303,11 +303,11 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanPrivilege(t *testing.T) {
-	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{}); p.privilege != ipmi.PrivilegeAdministrator {
+	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{}, nil); p.privilege != ipmi.PrivilegeAdministrator {
 		t.Fatalf("privilege %v, want administrator", p.privilege)
 	}
 	// "adminrefused", learned: the next session asks for operator at once.
-	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{privilege: ipmi.PrivilegeOperator}); p.privilege != ipmi.PrivilegeOperator {
+	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{privilege: ipmi.PrivilegeOperator}, nil); p.privilege != ipmi.PrivilegeOperator {
 		t.Fatalf("privilege %v, want operator", p.privilege)
 	}
 }
@@ -429,5 +429,23 @@ func TestProfileKeepsFirstDetection(t *testing.T) {
 	p.learn([]uint8{3, 17}, knowledge{suite: 17, privilege: ipmi.PrivilegeOperator})
 	if p.Suite() != 17 || p.Privilege() != ipmi.PrivilegeOperator || !slices.Equal(p.Offered(), []uint8{3, 17}) {
 		t.Fatalf("after learn: suite %d privilege %v offered %v", p.Suite(), p.Privilege(), p.Offered())
+	}
+}
+
+// A learned suite that no longer works, and no other: the error names the
+// list the BMC gave when the suite was chosen, not "did not list".
+func TestPlanLearnedSuiteGone(t *testing.T) {
+	p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{suite: 17}, []uint8{1, 17})
+	for _, want := range []uint8{17, 3} {
+		spec, err := p.next()
+		if err != nil || spec.Suite != want {
+			t.Fatalf("next = %+v, %v; want suite %d", spec, err, want)
+		}
+		p.record(spec, refused(stageOpenSession, RAKPNoCipherSuiteMatch))
+	}
+	_, err := p.next()
+	var nce *NoConfidentialityError
+	if !errors.As(err, &nce) || !strings.Contains(err.Error(), "offers cipher suites [1 17] but refuses [17 3]") {
+		t.Fatalf("final error %v", err)
 	}
 }

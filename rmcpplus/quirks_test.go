@@ -17,8 +17,8 @@ import (
 // BMC must take exactly one Open Session.
 
 // quirkDial dials a server with quirks q and returns the session (nil on
-// error), the error, the server and how long Dial took.
-func quirkDial(t *testing.T, q ServerQuirks, cfg ClientConfig, serverCfg func(*ServerConfig)) (*Session, error, *Server, time.Duration) {
+// error), the server, how long Dial took and the error.
+func quirkDial(t *testing.T, q ServerQuirks, cfg ClientConfig, serverCfg func(*ServerConfig)) (*Session, *Server, time.Duration, error) {
 	t.Helper()
 	scfg := testServerConfig(&testHandler{})
 	scfg.Quirks = q
@@ -39,7 +39,7 @@ func quirkDial(t *testing.T, q ServerQuirks, cfg ClientConfig, serverCfg func(*S
 	if s != nil {
 		t.Cleanup(func() { s.Close() })
 	}
-	return s, err, srv, took
+	return s, srv, took, err
 }
 
 func detectedNames(ds []Detection) []string {
@@ -78,7 +78,7 @@ func TestQuirkyServers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, err, srv, took := quirkDial(t, tt.q, ClientConfig{}, nil)
+			s, srv, took, err := quirkDial(t, tt.q, ClientConfig{}, nil)
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
@@ -125,7 +125,7 @@ func TestProfileCarriesLearning(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			profile := NewProfile()
-			_, err, srv, _ := quirkDial(t, tt.q, ClientConfig{Profile: profile}, nil)
+			_, srv, _, err := quirkDial(t, tt.q, ClientConfig{Profile: profile}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func startServerLike(t *testing.T, srv *Server) string {
 func TestAdminRefusedLearned(t *testing.T) {
 	t.Parallel()
 	profile := NewProfile()
-	_, err, srv, _ := quirkDial(t, ServerQuirks{AdminRefused: true}, ClientConfig{Profile: profile}, nil)
+	_, srv, _, err := quirkDial(t, ServerQuirks{AdminRefused: true}, ClientConfig{Profile: profile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestQuirkyServerErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err, _, took := quirkDial(t, tt.q, tt.cfg, tt.server)
+			_, _, took, err := quirkDial(t, tt.q, tt.cfg, tt.server)
 			if err == nil {
 				t.Fatal("Dial succeeded")
 			}
@@ -214,7 +214,7 @@ func TestQuirkyServerErrors(t *testing.T) {
 // The nochecksumcheck override accepts bad checksums without integrity.
 func TestNoChecksumCheckOverride(t *testing.T) {
 	t.Parallel()
-	s, err, _, _ := quirkDial(t, ServerQuirks{BadChecksum: true}, ClientConfig{CipherSuite: 1, Workarounds: Workarounds{NoChecksumCheck: true}}, nil)
+	s, _, _, err := quirkDial(t, ServerQuirks{BadChecksum: true}, ClientConfig{CipherSuite: 1, Workarounds: Workarounds{NoChecksumCheck: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestNoChecksumCheckOverride(t *testing.T) {
 // and detects nothing.
 func TestIntel20Override(t *testing.T) {
 	t.Parallel()
-	s, err, _, _ := quirkDial(t, ServerQuirks{Intel20: true}, ClientConfig{Workarounds: Workarounds{Intel20: true}}, nil)
+	s, _, _, err := quirkDial(t, ServerQuirks{Intel20: true}, ClientConfig{Workarounds: Workarounds{Intel20: true}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
