@@ -397,7 +397,7 @@ func TestIPMIBadInfo(t *testing.T) {
 		{"unknown privilege", `{"addr":"h","user":"u","pass":"` + e2ePass + `","privilege":"root"}`, `privilege "root"`},
 		{"kg not hex", `{"addr":"h","user":"u","pass":"` + e2ePass + `","kg":"xyz"}`, "kg is not a hex string"},
 		{"unknown quirk", `{"addr":"h","user":"u","pass":"` + e2ePass + `","quirks":["fastmode"]}`, `"fastmode"`},
-		{"quirk obmd does not implement", `{"addr":"h","user":"u","pass":"` + e2ePass + `","quirks":["intel20"]}`, `"intel20"`},
+		{"quirk obmd does not implement", `{"addr":"h","user":"u","pass":"` + e2ePass + `","quirks":["sun20"]}`, `"sun20"`},
 		{"unknown field", `{"addr":"h","user":"u","pass":"` + e2ePass + `","password":"x"}`, "password"},
 	}
 	for i, tc := range tests {

@@ -2,11 +2,15 @@
 // for one IPMI node: power on, hard off, ACPI soft off, reset, cycle, power
 // status, and the persistent boot device, each one IPMI command (IPMI v2.0
 // chapter 28) over an RMCP+ session from package rmcpplus. It also owns the
-// node's quirks (see Quirks).
+// node's named quirks (see Quirks).
+//
+// A Client is one session: it does not redial when the session ends. The
+// session's owner (the node manager's session pool) decides when to open
+// another, so recovery happens in one place.
 //
 // It knows nothing of HTTP, node ids or tokens, and never touches a
-// packet: framing, cryptography and retransmission live in rmcpplus, the
-// command codecs in ipmi. It never logs a password or key.
+// packet: framing, cryptography, negotiation and retransmission live in
+// rmcpplus, the command codecs in ipmi. It never logs a password or key.
 package bmc
 
 import (
@@ -17,7 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"obmd/ipmi"
@@ -30,8 +34,12 @@ type Config struct {
 	Username string
 	Password []byte // never logged
 	Kg       []byte // BMC key (K_g); empty: the password keys the session
-	// CipherSuite pins the RMCP+ cipher suite; 0 negotiates (17, then 3).
+	// CipherSuite pins the RMCP+ cipher suite; 0 negotiates one with
+	// confidentiality (17, then 3).
 	CipherSuite uint8
+	// Profile carries what was learned about the BMC from one session to
+	// the next (rmcpplus.Profile); nil: a fresh one.
+	Profile *rmcpplus.Profile
 	// Privilege is the session privilege; 0 means Administrator. Power
 	// and boot control need Operator at least.
 	Privilege ipmi.PrivilegeLevel
@@ -43,8 +51,7 @@ type Config struct {
 	// Quirks are workaround names (see Quirks); an unknown name fails Dial.
 	Quirks []string
 	// PacketConn, if set, carries the session instead of a fresh UDP
-	// socket (tests put a fault injector here). The session owns it, so a
-	// lost session is then not re-established.
+	// socket (tests put a fault injector here). The session owns it.
 	PacketConn net.PacketConn
 	Logger     *slog.Logger
 }
@@ -58,127 +65,86 @@ var (
 	ErrClosed        = errors.New("bmc: client closed")
 )
 
-// Client controls one BMC. It is safe for concurrent use: requests from
-// several goroutines share one RMCP+ session, whose request table matches
-// each answer to its caller.
+// Client controls one BMC over one RMCP+ session. It is safe for
+// concurrent use: requests from several goroutines share the session,
+// whose request table matches each answer to its caller.
 //
 // A session the BMC stops answering ends (rmcpplus closes it after the
-// retransmissions run out); the next call dials a new one, so a BMC that
-// rebooted costs one failed call, not a dead Client.
+// retransmissions run out); from then on every call fails at once with
+// the reason, and the Client's owner dials a new one.
 type Client struct {
 	addr   string
 	quirks Quirks
 	log    *slog.Logger
-	rcfg   rmcpplus.ClientConfig // kept to redial; holds the password
-	// canRedial: a lost session may be replaced (not with Config.PacketConn).
-	canRedial bool
+	sess   *rmcpplus.Session
 
 	// do sends one request; it is c.sessionDo except in unit tests.
 	do func(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error)
 
-	mu     sync.Mutex
-	sess   *rmcpplus.Session
-	closed bool
+	closed atomic.Bool
 }
 
 // Dial validates cfg, establishes an RMCP+ session and returns a Client.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	quirks, err := ParseQuirks(cfg.Quirks)
 	if err != nil {
+		if cfg.PacketConn != nil {
+			cfg.PacketConn.Close() // the session would have owned it
+		}
 		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{
-		addr:   cfg.Addr,
-		quirks: quirks,
-		log:    log.With("bmc", cfg.Addr),
-		rcfg: rmcpplus.ClientConfig{
-			Addr:        cfg.Addr,
-			Username:    cfg.Username,
-			Password:    bytes.Clone(cfg.Password),
-			Kg:          bytes.Clone(cfg.Kg),
-			Privilege:   cfg.Privilege,
-			CipherSuite: cfg.CipherSuite,
-			Timeout:     cfg.Timeout,
-			Retries:     cfg.Retries,
-			PacketConn:  cfg.PacketConn,
-			Logger:      log, // rmcpplus adds the "bmc" attribute itself
-		},
-	}
-	c.do = c.sessionDo
-	s, err := rmcpplus.Dial(ctx, c.rcfg)
+	s, err := rmcpplus.Dial(ctx, rmcpplus.ClientConfig{
+		Addr:        cfg.Addr,
+		Username:    cfg.Username,
+		Password:    bytes.Clone(cfg.Password),
+		Kg:          bytes.Clone(cfg.Kg),
+		Privilege:   cfg.Privilege,
+		CipherSuite: cfg.CipherSuite,
+		Workarounds: quirks.Workarounds(),
+		Profile:     cfg.Profile,
+		Timeout:     cfg.Timeout,
+		Retries:     cfg.Retries,
+		PacketConn:  cfg.PacketConn,
+		Logger:      log, // rmcpplus adds the "bmc" attribute itself
+	})
 	if err != nil {
 		return nil, &OpError{Addr: cfg.Addr, Op: "connect", Err: err}
 	}
-	c.sess = s
-	// A caller's PacketConn now belongs to this session and dies with it;
-	// only a Client on its own sockets can replace a lost session.
-	c.canRedial = cfg.PacketConn == nil
+	c := &Client{addr: cfg.Addr, quirks: quirks, log: log.With("bmc", cfg.Addr), sess: s}
+	c.do = c.sessionDo
 	return c, nil
 }
 
-// Session returns the current RMCP+ session, for SOL payloads on it.
-func (c *Client) Session() *rmcpplus.Session {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sess
-}
+// Session returns the RMCP+ session, for SOL payloads on it.
+func (c *Client) Session() *rmcpplus.Session { return c.sess }
 
 // Quirks returns the node's parsed quirks.
 func (c *Client) Quirks() Quirks { return c.quirks }
 
+// Alive reports whether the session is still up.
+func (c *Client) Alive() bool {
+	return !c.closed.Load() && c.sess != nil && c.sess.Err() == nil
+}
+
 // Close ends the session (Close Session, best effort). Calls after Close
 // fail with ErrClosed.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
-	}
-	c.closed = true
-	if c.sess == nil {
+	if c.closed.Swap(true) || c.sess == nil {
 		return nil
 	}
 	return c.sess.Close()
 }
 
-// sessionDo sends one request on the current session.
+// sessionDo sends one request on the session.
 func (c *Client) sessionDo(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error) {
-	s, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.Do(ctx, netfn, cmd, data)
-}
-
-// current returns a live session, dialling a new one if the last ended.
-// Callers that find the session dead at the same time wait on mu, and all
-// but the first find the fresh one.
-func (c *Client) current(ctx context.Context) (*rmcpplus.Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	select {
-	case <-c.sess.Done():
-	default:
-		return c.sess, nil
-	}
-	lost := c.sess.Err()
-	if !c.canRedial {
-		return nil, lost
-	}
-	c.log.Info("BMC session ended; connecting again", "cause", lost.Error())
-	s, err := rmcpplus.Dial(ctx, c.rcfg)
-	if err != nil {
-		return nil, fmt.Errorf("reconnecting after %v: %w", lost, err)
-	}
-	c.sess = s
-	return s, nil
+	return c.sess.Do(ctx, netfn, cmd, data)
 }
 
 // run sends one command for operation op and wraps any failure in an

@@ -252,34 +252,39 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 	}
 }
 
-func TestSessionLostIsReestablished(t *testing.T) {
+// A Client is one session: when the BMC forgets it (a reboot), calls fail
+// within the request budget and then at once, and the Client says it is
+// dead, so that its owner (the manager's session pool) dials a new one.
+// The Client does not redial behind its owner's back.
+func TestLostSessionFailsAndStaysDead(t *testing.T) {
 	t.Parallel()
 	f := startFleet(t, 1, fakebmc.BMCConfig{StartOn: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	const timeout, retries = 150 * time.Millisecond, 1
 	c, err := Dial(ctx, Config{Addr: f.Addr(0), Username: fakeUser.Name, Password: fakeUser.Password,
-		CipherSuite: 17, Timeout: 300 * time.Millisecond, Retries: 1})
+		CipherSuite: 17, Timeout: timeout, Retries: retries})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	first := c.Session()
-
+	if !c.Alive() {
+		t.Fatal("a fresh Client is not alive")
+	}
 	f.BMC(0).DropAllSessions() // as a BMC reboot would
-	// The BMC no longer knows the session; until rmcpplus notices, calls
-	// on it fail. Within a few calls the client must be back.
-	var on bool
-	for attempt := 0; attempt < 3; attempt++ {
-		if on, err = c.PowerStatus(ctx); err == nil {
-			break
-		}
-		t.Logf("call %d after the drop: %v", attempt, err)
+	start := time.Now()
+	if _, err := c.PowerStatus(ctx); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("PowerStatus on the forgotten session: %v, want a timeout", err)
 	}
-	if err != nil || !on {
-		t.Fatalf("PowerStatus after the BMC dropped the session: %v, %v", on, err)
+	if took := time.Since(start); took > timeout*(retries+1)+time.Second {
+		t.Fatalf("the forgotten session took %v to fail", took)
 	}
-	if c.Session() == first {
-		t.Error("still on the dropped session")
+	if c.Alive() {
+		t.Fatal("Alive after the session timed out")
+	}
+	start = time.Now()
+	if _, err := c.PowerStatus(ctx); err == nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("a call on the dead session: %v after %v; want an error at once", err, time.Since(start))
 	}
 }
 

@@ -88,12 +88,18 @@ func TestIPMISimPower(t *testing.T) {
 	status(false)
 	must("PowerOff again", c.PowerOff(ctx))
 
-	// Power cycle of a node that is off powers it on.
+	// Power cycle of a node that is off powers it on: after the power
+	// state is read, nothing turns it off. (A "set power 0" before that
+	// read is the second PowerOff's request run twice: on a loaded machine
+	// its answer can come after the retransmission was sent, and ipmi_sim
+	// keeps no record of answered requests to recognise the copy. The node
+	// was off either way.)
 	n := len(sim.ChassisCalls(t))
 	must("PowerCycle while off", c.PowerCycle(ctx))
 	sim.AwaitPower(t, true, 5*time.Second)
-	if slices.Contains(sim.ChassisCalls(t)[n:], "set power 0") {
-		t.Errorf("a node that was off was cycled: %q", sim.ChassisCalls(t)[n:])
+	calls := sim.ChassisCalls(t)[n:]
+	if read := slices.Index(calls, "get power"); read < 0 || slices.Contains(calls[read:], "set power 0") {
+		t.Errorf("a node that was off was cycled: %q", calls)
 	}
 
 	// Power cycle of a running node: ipmi_sim turns it off at once and

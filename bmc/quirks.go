@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"obmd/ipmi"
+	"obmd/rmcpplus"
 	"obmd/sol"
 )
 
@@ -28,6 +29,17 @@ import (
 //     Open Session instead of the one in RAKP 1. obmd always sends the same
 //     explicit privilege in both (never 0, "highest"), so such a BMC derives
 //     the same keys either way: the quirk is accepted and always in effect.
+//   - "intel20": the BMC hashes the user name NUL-padded to 16 bytes and
+//     checks RAKP 3 without the name-only lookup bit (FreeIPMI: Intel
+//     SE7520AF2). obmd detects this on its own (rmcpplus/policy.go); the
+//     quirk applies it from the first handshake, with the padded name in
+//     RAKP 1 as FreeIPMI sends it.
+//   - "nochecksumcheck": accept IPMI responses with a wrong checksum even
+//     in a session without integrity (suites 1 and 15, pinned). With
+//     integrity obmd accepts them on its own.
+//   - "supermicro20": auth codes one byte longer than the HMAC
+//     (Supermicro H8QME). obmd always compares on the HMAC's length, so
+//     the quirk is accepted and always in effect.
 //
 // The SOL quirks act where SOL is set up: the console code asks SOLPort and
 // SOLMaxData instead of reading the Activate Payload response itself.
@@ -35,18 +47,41 @@ type Quirks struct {
 	IgnoreSOLPort        bool // "solport"
 	IgnoreSOLPayloadSize bool // "solpayloadsize"
 	OpenSessPriv         bool // "opensesspriv" (no effect: always how obmd behaves)
+	Intel20              bool // "intel20"
+	NoChecksumCheck      bool // "nochecksumcheck"
+	Supermicro20         bool // "supermicro20" (no effect: always how obmd behaves)
 }
 
 // Quirk names.
 const (
-	QuirkSOLPort        = "solport"
-	QuirkSOLPayloadSize = "solpayloadsize"
-	QuirkOpenSessPriv   = "opensesspriv"
+	QuirkSOLPort         = "solport"
+	QuirkSOLPayloadSize  = "solpayloadsize"
+	QuirkOpenSessPriv    = "opensesspriv"
+	QuirkIntel20         = "intel20"
+	QuirkNoChecksumCheck = "nochecksumcheck"
+	QuirkSupermicro20    = "supermicro20"
 )
 
 // QuirkNames lists the accepted quirk names.
 func QuirkNames() []string {
-	return []string{QuirkOpenSessPriv, QuirkSOLPayloadSize, QuirkSOLPort}
+	return []string{QuirkIntel20, QuirkNoChecksumCheck, QuirkOpenSessPriv, QuirkSOLPayloadSize, QuirkSOLPort, QuirkSupermicro20}
+}
+
+// quirkFlags maps each name to its field.
+func (q *Quirks) quirkFlags() map[string]*bool {
+	return map[string]*bool{
+		QuirkSOLPort:         &q.IgnoreSOLPort,
+		QuirkSOLPayloadSize:  &q.IgnoreSOLPayloadSize,
+		QuirkOpenSessPriv:    &q.OpenSessPriv,
+		QuirkIntel20:         &q.Intel20,
+		QuirkNoChecksumCheck: &q.NoChecksumCheck,
+		QuirkSupermicro20:    &q.Supermicro20,
+	}
+}
+
+// Workarounds are the quirks the RMCP+ handshake applies.
+func (q Quirks) Workarounds() rmcpplus.Workarounds {
+	return rmcpplus.Workarounds{Intel20: q.Intel20, NoChecksumCheck: q.NoChecksumCheck}
 }
 
 // ParseQuirks validates names and reports every unknown one at once.
@@ -54,16 +89,12 @@ func QuirkNames() []string {
 // allowed.
 func ParseQuirks(names []string) (Quirks, error) {
 	var q Quirks
+	flags := q.quirkFlags()
 	var unknown []string
 	for _, n := range names {
-		switch strings.ToLower(strings.TrimSpace(n)) {
-		case QuirkSOLPort:
-			q.IgnoreSOLPort = true
-		case QuirkSOLPayloadSize:
-			q.IgnoreSOLPayloadSize = true
-		case QuirkOpenSessPriv:
-			q.OpenSessPriv = true
-		default:
+		if f, ok := flags[strings.ToLower(strings.TrimSpace(n))]; ok {
+			*f = true
+		} else {
 			unknown = append(unknown, fmt.Sprintf("%q", n))
 		}
 	}
@@ -76,10 +107,10 @@ func ParseQuirks(names []string) (Quirks, error) {
 
 // Names returns the quirks that are set, in QuirkNames order.
 func (q Quirks) Names() []string {
+	flags := q.quirkFlags()
 	var out []string
 	for _, n := range QuirkNames() {
-		if (n == QuirkSOLPort && q.IgnoreSOLPort) || (n == QuirkSOLPayloadSize && q.IgnoreSOLPayloadSize) ||
-			(n == QuirkOpenSessPriv && q.OpenSessPriv) {
+		if *flags[n] {
 			out = append(out, n)
 		}
 	}

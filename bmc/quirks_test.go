@@ -22,10 +22,12 @@ func TestParseQuirks(t *testing.T) {
 		{name: "solport", in: []string{"solport"}, want: Quirks{IgnoreSOLPort: true}},
 		{name: "all, any case, repeated", in: []string{"SOLPayloadSize", "opensesspriv", " solport ", "solport"},
 			want: Quirks{IgnoreSOLPort: true, IgnoreSOLPayloadSize: true, OpenSessPriv: true}},
-		{name: "FreeIPMI name obmd does not implement", in: []string{"intel20"},
-			wantErr: `bmc: unknown quirk "intel20" (supported: opensesspriv, solpayloadsize, solport)`},
-		{name: "every unknown name reported", in: []string{"solport", "sun20", "bogus"},
-			wantErr: `bmc: unknown quirk "sun20", "bogus" (supported: opensesspriv, solpayloadsize, solport)`},
+		{name: "session overrides", in: []string{"intel20", "NoChecksumCheck", "supermicro20"},
+			want: Quirks{Intel20: true, NoChecksumCheck: true, Supermicro20: true}},
+		{name: "FreeIPMI name obmd does not implement", in: []string{"sun20"},
+			wantErr: `bmc: unknown quirk "sun20" (supported: intel20, nochecksumcheck, opensesspriv, solpayloadsize, solport, supermicro20)`},
+		{name: "every unknown name reported", in: []string{"solport", "authcap", "bogus"},
+			wantErr: `bmc: unknown quirk "authcap", "bogus" (supported: intel20, nochecksumcheck, opensesspriv, solpayloadsize, solport, supermicro20)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseQuirks(tc.in)
@@ -37,6 +39,9 @@ func TestParseQuirks(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("ParseQuirks(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			}
+			if w := got.Workarounds(); w.Intel20 != got.Intel20 || w.NoChecksumCheck != got.NoChecksumCheck {
+				t.Errorf("Workarounds() = %+v for %+v", w, got)
 			}
 			// Names is the inverse, in canonical order.
 			back, err := ParseQuirks(got.Names())
@@ -112,8 +117,8 @@ func TestDialRejectsUnknownQuirkBeforeTheNetwork(t *testing.T) {
 	t.Parallel()
 	// 192.0.2.0/24 is TEST-NET-1: nothing answers there, so only a check
 	// made before any packet can return this fast with this text.
-	_, err := Dial(context.Background(), Config{Addr: "192.0.2.1", Username: "admin", Password: []byte("x"), Quirks: []string{"supermicro20"}})
-	if err == nil || !strings.Contains(err.Error(), `unknown quirk "supermicro20"`) {
+	_, err := Dial(context.Background(), Config{Addr: "192.0.2.1", Username: "admin", Password: []byte("x"), Quirks: []string{"sun20"}})
+	if err == nil || !strings.Contains(err.Error(), `unknown quirk "sun20"`) {
 		t.Fatalf("err = %v", err)
 	}
 	if !slices.Contains(QuirkNames(), QuirkSOLPort) {

@@ -175,6 +175,7 @@ func newBMC(index int, cfg BMCConfig, addr *net.UDPAddr, hub *consoleHub, log *s
 		IdleTimeout:  cfg.IdleTimeout,
 		Handler:      serverHandler{b},
 		Logger:       log,
+		Quirks:       cfg.Quirks.serverQuirks(),
 	})
 	return b
 }
@@ -303,6 +304,10 @@ func (b *BMC) WaitSOL(ctx context.Context, active bool) error {
 // HostInput returns the most recent bytes typed into the console (up to
 // 64 KiB), in the order the simulated host received them.
 func (b *BMC) HostInput() []byte { return b.console.hostInput() }
+
+// OpenSessionRequests is the number of RMCP+ Open Session Requests the
+// BMC's session layer received: one per handshake a client started.
+func (b *BMC) OpenSessionRequests() uint64 { return b.server.OpenSessionRequests() }
 
 // DropAllSessions ends every session, as a BMC reboot would.
 func (b *BMC) DropAllSessions() { b.server.DropAllSessions() }

@@ -108,6 +108,28 @@ func TestParseMessageErrors(t *testing.T) {
 	}
 }
 
+// A message with a wrong checksum decodes field for field like the good
+// one when the caller asks to ignore checksums; length is still checked.
+func TestParseMessageIgnoringChecksums(t *testing.T) {
+	good := messageCases[2].wire
+	want, err := ParseMessage(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-1] ^= 0x5A
+	if ChecksumsValid(bad) || !ChecksumsValid(good) {
+		t.Fatalf("ChecksumsValid: good %v, bad %v", ChecksumsValid(good), ChecksumsValid(bad))
+	}
+	got, err := ParseMessageIgnoringChecksums(bad)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseMessageIgnoringChecksums(% x) = %+v, %v; want %+v", bad, got, err, want)
+	}
+	if _, err := ParseMessageIgnoringChecksums(good[:6]); !errors.Is(err, ErrShortMessage) {
+		t.Fatalf("six bytes: %v, want ErrShortMessage", err)
+	}
+}
+
 func TestChecksum(t *testing.T) {
 	cases := []struct {
 		name string

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"obmd/bmc"
@@ -23,14 +22,11 @@ import (
 // Sessions are costly to open (Get Channel Authentication Capabilities,
 // Open Session, RAKP 1-4, Set Session Privilege Level: about eight round
 // trips and two HMAC key derivations), so the driver keeps them warm in a
-// small per-node pool. The first operation dials; later ones reuse the idle
-// session, which the rmcpplus keepalive holds open until the driver's idle
-// time closes it. A BMC may forget a session at any moment (it rebooted, or
-// its session table was reset); it then ignores the session's packets
-// (IPMI v2.0 section 13.6), so a reused session that stops answering is
-// given only part of the operation's time before the operation is retried,
-// once, on a freshly dialled session. A BMC that is really down therefore
-// still fails within the operation's deadline.
+// small per-node pool, which owns their whole life (sessionpool.go): when
+// to dial, reuse, retry on a fresh session, and close. What a handshake
+// learned about the BMC (the cipher suite that works, its quirks) is kept
+// in the node's rmcpplus.Profile, so the next session starts from it and
+// the operator sees it (Status).
 //
 // The console runs on a session of its own: an active SOL payload ties up
 // its session (IPMI v2.0 section 24.1), and power operations must keep
@@ -182,14 +178,16 @@ func newIPMIDriver(info IPMIInfo, env DriverEnv, cfg IPMIDriverConfig) (*ipmiDri
 		quirks:   quirks,
 		bmcLog:   log, // bmc and rmcpplus add the "bmc" attribute themselves
 		log:      log.With("bmc", info.Addr),
+		profile:  rmcpplus.NewProfile(),
 		dialBMC:  bmc.Dial,
 		consoles: make(map[*ipmiConsole]struct{}),
 	}
 	d.pool = &sessionPool{
-		dial:        d.dial,
-		idleTimeout: d.cfg.IdleTimeout,
-		maxIdle:     maxIdleSessions,
-		log:         d.log,
+		dial:         d.dial,
+		idleTimeout:  d.cfg.IdleTimeout,
+		reuseTimeout: d.cfg.ReuseTimeout,
+		maxIdle:      maxIdleSessions,
+		log:          d.log,
 	}
 	return d, nil
 }
@@ -202,12 +200,11 @@ type ipmiDriver struct {
 	log    *slog.Logger
 	bmcLog *slog.Logger
 	pool   *sessionPool
+	// profile is what the node's sessions learned about its BMC.
+	profile *rmcpplus.Profile
 	// dialBMC opens a session; bmc.Dial except in tests, which count
 	// handshakes through it.
 	dialBMC func(ctx context.Context, cfg bmc.Config) (*bmc.Client, error)
-
-	dials   atomic.Int64 // sessions dialled
-	redials atomic.Int64 // operations retried on a fresh session
 
 	mu       sync.Mutex
 	consoles map[*ipmiConsole]struct{} // open consoles
@@ -225,101 +222,24 @@ func (d *ipmiDriver) bmcConfig() bmc.Config {
 		Timeout:     d.cfg.AttemptTimeout,
 		Retries:     d.cfg.Retries,
 		Quirks:      d.info.Quirks,
+		Profile:     d.profile,
 		Logger:      d.bmcLog,
 	}
 }
 
 func (d *ipmiDriver) dial(ctx context.Context) (*bmc.Client, error) {
-	d.dials.Add(1)
 	c, err := d.dialBMC(ctx, d.bmcConfig())
 	if err != nil {
 		return nil, err
 	}
-	d.log.Debug("BMC session opened")
+	if s := c.Session(); s != nil {
+		n := s.Negotiation()
+		d.log.Debug("BMC session opened", "suite", n.Suite, "privilege", n.Privilege, "handshakes", n.Handshakes)
+		for _, q := range n.Detected {
+			d.log.Info("BMC deviation detected and worked around", "quirk", q.Name, "evidence", q.Evidence)
+		}
+	}
 	return c, nil
-}
-
-// withSession runs f on a pooled session. If the session was reused and
-// fails at the session level (no answer within the reuse budget, or the
-// session ended), f runs once more on a freshly dialled session.
-func withSession[T any](ctx context.Context, d *ipmiDriver, op string, f func(ctx context.Context, c *bmc.Client) (T, error)) (T, *bmc.Client, error) {
-	var zero T
-	c, reused, err := d.pool.get(ctx)
-	if err != nil {
-		return zero, nil, d.classify(op, err)
-	}
-	if reused {
-		rctx, cancel := context.WithTimeout(ctx, d.reuseBudget(ctx))
-		v, err := f(rctx, c)
-		cancel()
-		if !sessionFailed(ctx, c, err) {
-			return v, c, d.classify(op, err)
-		}
-		d.log.Info("warm BMC session failed; retrying on a new session", "op", op, "cause", err.Error())
-		d.pool.discard(c)
-		d.redials.Add(1)
-		if c, err = d.pool.dialFresh(ctx); err != nil {
-			return zero, nil, d.classify(op, err)
-		}
-	}
-	v, err := f(ctx, c)
-	return v, c, d.classify(op, err)
-}
-
-// call runs one bmc request on a pooled session and gives the session back.
-func (d *ipmiDriver) call(ctx context.Context, op string, f func(ctx context.Context, c *bmc.Client) error) error {
-	_, c, err := withSession(ctx, d, op, func(ctx context.Context, c *bmc.Client) (struct{}, error) {
-		return struct{}{}, f(ctx, c)
-	})
-	d.release(c, err)
-	return err
-}
-
-// release gives a session back to the pool, or drops it if err says the
-// session failed.
-func (d *ipmiDriver) release(c *bmc.Client, err error) {
-	if c == nil {
-		return
-	}
-	if errors.Is(err, ErrTimeout) {
-		// The BMC stopped answering this session: do not offer it again.
-		// (A canceled request leaves the session usable: a late answer
-		// finds no waiter and is dropped.)
-		d.pool.discard(c)
-		return
-	}
-	d.pool.put(c)
-}
-
-// reuseBudget is the time a request on a reused session gets before the
-// session is presumed lost: ReuseTimeout, and at most half of what is left,
-// so that a fresh session gets the other half.
-func (d *ipmiDriver) reuseBudget(ctx context.Context) time.Duration {
-	budget := d.cfg.ReuseTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(dl)/2)
-	}
-	return budget
-}
-
-// sessionFailed reports whether err (from a request on c, under parent
-// context ctx) means the session, not the request, failed: the BMC did not
-// answer within the reuse budget, or the session ended. An answer with a
-// completion code proves the session alive.
-func sessionFailed(ctx context.Context, c *bmc.Client, err error) bool {
-	if err == nil || ctx.Err() != nil {
-		return false
-	}
-	if errors.Is(err, bmc.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, rmcpplus.ErrSessionClosed) || errors.Is(err, bmc.ErrClosed) {
-		return true
-	}
-	var ce *ipmi.CompletionError
-	if errors.As(err, &ce) {
-		return false
-	}
-	s := c.Session()
-	return s == nil || s.Err() != nil
 }
 
 // classify gives an error from bmc, sol or rmcpplus its manager kind: no

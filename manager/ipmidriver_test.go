@@ -118,9 +118,8 @@ func (c countingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(p, addr)
 }
 
-// dial is bmc.Dial over a counting socket. With a socket of the caller's,
-// bmc.Client cannot re-dial behind the driver's back, so every handshake
-// the test counts is the driver's.
+// dial is bmc.Dial over a counting socket. A bmc.Client never redials, so
+// every handshake the test counts is the driver's.
 func (w *wireCounter) dial(ctx context.Context, cfg bmc.Config) (*bmc.Client, error) {
 	w.dials.Add(1)
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -431,7 +430,7 @@ func TestIPMIDriverRedialAfterBMCDroppedSessions(t *testing.T) {
 	if got := w.openSessions.Load(); got != 2 {
 		t.Errorf("%d Open Session Requests, want 2 (the first session, and one re-dial)", got)
 	}
-	if got := d.redials.Load(); got != 1 {
+	if got := d.pool.redials.Load(); got != 1 {
 		t.Errorf("%d retries on a fresh session, want 1", got)
 	}
 	if limit := cfg.ReuseTimeout + time.Second; elapsed > limit {
@@ -479,7 +478,7 @@ func TestIPMIDriverIdleSessionClosed(t *testing.T) {
 	if got := w.openSessions.Load(); got != 2 {
 		t.Errorf("%d Open Session Requests, want 2 (a new session after the idle close)", got)
 	}
-	if got := d.redials.Load(); got != 0 {
+	if got := d.pool.redials.Load(); got != 0 {
 		t.Errorf("%d retries; an idle-closed session must not cost a failed attempt", got)
 	}
 }
@@ -867,7 +866,7 @@ func TestIPMIDriverConsoleLostAfterBMCReboot(t *testing.T) {
 	}
 	defer rc2.Close()
 	newCounterConsole(rc2).lines(t, 10, 5*time.Second)
-	if got := d.redials.Load(); got != 0 {
+	if got := d.pool.redials.Load(); got != 0 {
 		t.Errorf("%d operations first tried a session the BMC had forgotten; want 0", got)
 	}
 	if got := w.dials.Load() - dials; got != 1 {

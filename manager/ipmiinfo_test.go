@@ -74,7 +74,7 @@ func TestParseIPMIInfoRejects(t *testing.T) {
 		{"kg odd length", `{"addr":"h","user":"u","pass":"p","kg":"abc"}`, []string{"kg is not a hex string"}},
 		{"kg too long", `{"addr":"h","user":"u","pass":"p","kg":"` + strings.Repeat("00", 21) + `"}`, []string{"kg is 21 bytes long"}},
 		{"unknown quirk", `{"addr":"h","user":"u","pass":"p","quirks":["fastmode"]}`, []string{`quirk "fastmode" is unknown`}},
-		{"quirk obmd does not implement", `{"addr":"h","user":"u","pass":"p","quirks":["intel20"]}`, []string{`quirk "intel20" is unknown (known: opensesspriv, solpayloadsize, solport)`}},
+		{"quirk obmd does not implement", `{"addr":"h","user":"u","pass":"p","quirks":["sun20"]}`, []string{`quirk "sun20" is unknown (known: intel20, nochecksumcheck, opensesspriv, solpayloadsize, solport, supermicro20)`}},
 		{"quirks not a list", `{"addr":"h","user":"u","pass":"p","quirks":"intel20"}`, []string{"quirks must be a list"}},
 		{"port 0", `{"addr":"h:0","user":"u","pass":"p"}`, []string{"is not a number from 1 to 65535"}},
 		{"port 70000", `{"addr":"h:70000","user":"u","pass":"p"}`, []string{"is not a number from 1 to 65535"}},

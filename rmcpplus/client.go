@@ -1,11 +1,13 @@
 package rmcpplus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +24,14 @@ type ClientConfig struct {
 	Password  []byte              // never logged
 	Kg        []byte              // BMC key; empty means use the password
 	Privilege ipmi.PrivilegeLevel // default Administrator; sent explicitly in Open Session and RAKP 1
-	// CipherSuite pins the suite; 0 means negotiate (prefer 17, then 3).
+	// CipherSuite pins the suite; 0 means negotiate one with
+	// confidentiality (17, then 3: see policy.go).
 	CipherSuite uint8
+	// Workarounds are the node's named overrides (policy.go).
+	Workarounds Workarounds
+	// Profile carries what was learned about this BMC from one session to
+	// the next; nil means a fresh one for this Dial.
+	Profile *Profile
 	// Timeout is the mean wait per attempt (default 1 s). Waits grow
 	// linearly (with 3 retries: 0.4, 0.8, 1.2, 1.6 x Timeout), so a
 	// request the BMC ignores fails after Timeout x attempts.
@@ -157,9 +165,19 @@ type Session struct {
 	attempts int // cfg.Retries + 1
 
 	table *requestTable
-	hs    chan handshakeReply // Open Session Response, RAKP 2, RAKP 4
+
+	// Handshake replies (Open Session Response, RAKP 2, RAKP 4), queued by
+	// the reading goroutine for the handshake step waiting on hsReady.
+	hsMu    sync.Mutex
+	hsQueue []handshakeReply // (hsMu) at most maxQueuedHandshakeReplies
+	hsReady chan struct{}    // signalled (capacity 1) when hsQueue grows
 
 	sec atomic.Pointer[sessionSecrets] // set once RAKP 4 is verified
+
+	// What the handshake found and learned (policy.go); profile outlives
+	// the session, negotiated is this session's own record.
+	profile    *Profile
+	negotiated Negotiation // written by establish before Dial returns
 
 	// Outbound session sequence numbers, last used. IPMI v2.0 section
 	// 6.12.13: authenticated and unauthenticated packets count separately,
@@ -172,6 +190,7 @@ type Session struct {
 	rejectedSeq       atomic.Uint64
 	rejectedIntegrity atomic.Uint64
 	rejectedOversize  atomic.Uint64 // datagrams that filled the read buffer (readBufferSize)
+	badChecksums      atomic.Uint64 // responses accepted despite a wrong IPMI checksum ("nochecksumcheck")
 
 	keepalive atomic.Pointer[time.Timer]
 	payloads  [64]atomic.Pointer[PayloadConn]
@@ -218,9 +237,10 @@ const readBufferSize = 1024
 //
 // Sequence (IPMI v2.0 section 13.14-13.33): Get Channel Authentication
 // Capabilities (IPMI v1.5 packet) to see that the BMC speaks RMCP+; the
-// cipher suite list (Get Channel Cipher Suites) unless cfg pins a suite;
-// Open Session; RAKP 1-4; Set Session Privilege Level. Every message is
-// retransmitted on timeout.
+// cipher suite list (Get Channel Cipher Suites) unless cfg pins a suite or
+// cfg.Profile knows one that works; Open Session; RAKP 1-4 (again, with
+// another suite or settings, when policy.go says so); Set Session
+// Privilege Level. Every message is retransmitted on timeout.
 func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 	cfg = cfg.withDefaults()
 	addr, err := resolveBMCAddr(cfg.Addr)
@@ -239,7 +259,24 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 			return nil, fmt.Errorf("rmcpplus: opening a UDP socket for %s: %w", addr, err)
 		}
 	}
-	s := &Session{
+	s := newSession(cfg, addr, conn)
+	go s.readLoop(conn, true)
+	if err := s.establish(ctx); err != nil {
+		s.end(err)
+		return nil, err
+	}
+	s.startKeepalive()
+	s.log.Debug("rmcpplus session established", "suite", s.negotiated.Suite, "privilege", s.negotiated.Privilege)
+	return s, nil
+}
+
+// newSession builds a Session on conn; nothing runs yet.
+func newSession(cfg ClientConfig, addr *net.UDPAddr, conn net.PacketConn) *Session {
+	profile := cfg.Profile
+	if profile == nil {
+		profile = NewProfile()
+	}
+	return &Session{
 		cfg:      cfg,
 		addr:     addr,
 		addrText: addr.String(),
@@ -247,17 +284,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 		log:      cfg.Logger.With("bmc", addr.String()),
 		attempts: cfg.Retries + 1,
 		table:    newRequestTable(),
-		hs:       make(chan handshakeReply, 8),
+		hsReady:  make(chan struct{}, 1),
+		profile:  profile,
 		done:     make(chan struct{}),
 	}
-	go s.readLoop(conn, true)
-	if err := s.establish(ctx); err != nil {
-		s.end(err)
-		return nil, err
-	}
-	s.startKeepalive()
-	s.log.Debug("rmcpplus session established", "suite", s.sec.Load().keys.Suite.ID, "privilege", cfg.Privilege)
-	return s, nil
 }
 
 // resolveBMCAddr accepts "host", "host:port", "[v6]" and "[v6]:port".
@@ -309,8 +339,9 @@ func (s *Session) Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, da
 type sendMode uint8
 
 const (
-	sendPreSessionV15 sendMode = iota // IPMI v1.5 packet, session ID 0, auth type none
-	sendInSession                     // sealed with the session's keys
+	sendPreSessionV15  sendMode = iota // IPMI v1.5 packet, session ID 0, auth type none
+	sendPreSessionBoth                 // the same request as an IPMI v1.5 and as an RMCP+ packet at once
+	sendInSession                      // sealed with the session's keys
 )
 
 // exchange sends one IPMI request until it is answered or attempts run
@@ -331,40 +362,37 @@ func (s *Session) exchange(ctx context.Context, mode sendMode, netfn ipmi.NetFn,
 
 	m := ipmi.Message{DstAddr: ipmi.AddrBMC, NetFn: netfn, SrcAddr: ipmi.AddrRemoteSW, Seq: seq, Cmd: cmd, Data: data}
 	slot.msg = m.AppendTo(slot.msg[:0])
+	slot.sess, slot.mode, slot.answer = s, mode, nil
 	if slot.timer == nil {
 		slot.timer = time.NewTimer(time.Hour)
 	}
 	defer slot.timer.Stop()
-	for k := range attempts {
-		if err := s.sendRequest(mode, slot); err != nil {
-			return nil, err
-		}
-		slot.timer.Reset(attemptTimeout(base, k, attempts))
-	wait:
-		for {
-			select {
-			case <-slot.ready:
-				rsp := s.table.take(seq)
-				if rsp == nil {
-					continue
-				}
-				if ipmi.CompletionCode(rsp[0]) == ipmi.CCDuplicateRequest {
-					// The BMC is still working on an earlier copy of
-					// this request; its answer will come.
-					continue
-				}
-				return rsp, nil
-			case <-slot.timer.C:
-				break wait
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-s.done:
-				return nil, s.err
-			}
-		}
+	if _, err := s.retransmit(ctx, slot, slot.ready, slot.timer, base, attempts); err != nil {
+		return nil, err
 	}
-	return nil, &timeoutError{addr: s.addrText, what: ipmi.CommandName(netfn, cmd), attempts: attempts}
+	return slot.answer, nil
 }
+
+// transmit sends the slot's request (awaited).
+func (slot *requestSlot) transmit() error { return slot.sess.sendRequest(slot.mode, slot) }
+
+// answered takes the answer the reading goroutine delivered (awaited).
+func (slot *requestSlot) answered() (bool, error) {
+	rsp := slot.sess.table.take(slot.seq)
+	if rsp == nil {
+		return false, nil
+	}
+	if ipmi.CompletionCode(rsp[0]) == ipmi.CCDuplicateRequest {
+		// The BMC is still working on an earlier copy of this request;
+		// its answer will come.
+		return false, nil
+	}
+	slot.answer = rsp
+	return true, nil
+}
+
+// describe names the request (awaited).
+func (slot *requestSlot) describe() string { return ipmi.CommandName(slot.netfn, slot.cmd) }
 
 // decodeResponse checks the completion code of rsp (the completion code and
 // data exchange returns) and decodes the data after it into data, unless
@@ -384,6 +412,13 @@ func (s *Session) sendRequest(mode sendMode, slot *requestSlot) error {
 	switch mode {
 	case sendPreSessionV15:
 		slot.pkt = AppendV15(slot.pkt[:0], 0, 0, slot.msg)
+	case sendPreSessionBoth:
+		// The IPMI v1.5 form first; the RMCP+ form goes out below.
+		slot.pkt = AppendV15(slot.pkt[:0], 0, 0, slot.msg)
+		if err := s.write(slot.pkt); err != nil {
+			return err
+		}
+		slot.pkt = AppendV2(slot.pkt[:0], PayloadIPMI, 0, 0, slot.msg)
 	case sendInSession:
 		sec := s.sec.Load()
 		var err error
@@ -392,7 +427,12 @@ func (s *Session) sendRequest(mode sendMode, slot *requestSlot) error {
 			return fmt.Errorf("rmcpplus: sealing a request to %s: %w", s.addrText, err)
 		}
 	}
-	if _, err := s.conn.WriteTo(slot.pkt, s.addr); err != nil {
+	return s.write(slot.pkt)
+}
+
+// write sends one datagram to the BMC.
+func (s *Session) write(pkt []byte) error {
+	if _, err := s.conn.WriteTo(pkt, s.addr); err != nil {
 		if s.Err() != nil {
 			return s.Err()
 		}
@@ -453,7 +493,7 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	if !p.IsV2() {
 		// IPMI v1.5 packets answer the pre-session requests.
 		if p.AuthType == AuthTypeNone && p.SessionID == 0 {
-			s.deliverIPMI(p.Payload, false)
+			s.deliverIPMI(p.Payload, false, false)
 		}
 		return plain
 	}
@@ -463,13 +503,10 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 			if p.Authenticated || p.Encrypted {
 				return plain
 			}
-			select {
-			case s.hs <- handshakeReply{pt: p.PayloadType, payload: append([]byte(nil), p.Payload...)}:
-			default: // nobody is waiting for this many; drop
-			}
+			s.queueHandshakeReply(p.PayloadType, p.Payload)
 		case PayloadIPMI:
 			if !p.Authenticated && !p.Encrypted {
-				s.deliverIPMI(p.Payload, false)
+				s.deliverIPMI(p.Payload, false, false)
 			}
 		}
 		return plain
@@ -505,7 +542,7 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
 	if p.PayloadType == PayloadIPMI {
-		s.deliverIPMI(payload, true)
+		s.deliverIPMI(payload, true, sec.authenticated)
 	} else if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
 		pc.deliver(payload)
 	}
@@ -513,13 +550,63 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 }
 
 // deliverIPMI hands an IPMI response message to the request table.
-func (s *Session) deliverIPMI(b []byte, authenticated bool) {
+// inSession: it came in a session packet; integrity: that packet passed
+// the session's integrity check (the suite has an integrity algorithm).
+func (s *Session) deliverIPMI(b []byte, inSession, integrity bool) {
 	m, err := ipmi.ParseMessage(b)
+	if err == ipmi.ErrChecksum && acceptBadChecksum(integrity, s.cfg.Workarounds) {
+		// Some BMCs compute the message checksums wrong (the
+		// "nochecksumcheck" rule in policy.go); the RMCP+ integrity
+		// check already vouched for these bytes.
+		if m, err = ipmi.ParseMessageIgnoringChecksums(b); err == nil {
+			s.badChecksums.Add(1)
+			s.profile.toleratedChecksum(m, integrity)
+		}
+	}
 	if err != nil || !m.NetFn.IsResponse() {
 		return
 	}
-	s.table.deliver(m, authenticated)
+	s.table.deliver(m, inSession)
 }
+
+// maxQueuedHandshakeReplies bounds the handshake replies waiting to be
+// looked at: a handshake step expects one, a retransmission a second.
+const maxQueuedHandshakeReplies = 8
+
+// queueHandshakeReply keeps a copy of a handshake reply for the step
+// waiting for it. It runs on the reading goroutine and never blocks.
+func (s *Session) queueHandshakeReply(pt PayloadType, payload []byte) {
+	s.hsMu.Lock()
+	if len(s.hsQueue) < maxQueuedHandshakeReplies {
+		s.hsQueue = append(s.hsQueue, handshakeReply{pt: pt, payload: bytes.Clone(payload)})
+	}
+	s.hsMu.Unlock()
+	select {
+	case s.hsReady <- struct{}{}:
+	default:
+	}
+}
+
+// takeHandshakeReplies empties the handshake reply queue.
+func (s *Session) takeHandshakeReplies() []handshakeReply {
+	s.hsMu.Lock()
+	defer s.hsMu.Unlock()
+	q := s.hsQueue
+	s.hsQueue = nil
+	return q
+}
+
+// Negotiation reports what the handshake found and chose.
+func (s *Session) Negotiation() Negotiation {
+	n := s.negotiated
+	n.Offered = slices.Clone(n.Offered)
+	n.Detected = slices.Clone(n.Detected)
+	return n
+}
+
+// Profile is what this session's handshake learned about the BMC, shared
+// with the sessions dialled with the same ClientConfig.Profile.
+func (s *Session) Profile() *Profile { return s.profile }
 
 // Done is closed when the session ends; Err says why.
 func (s *Session) Done() <-chan struct{} { return s.done }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -68,7 +69,8 @@ func TestSuite0(t *testing.T) {
 			cfg.AllowSuite0 = allow
 			addr := startServer(t, NewServer(cfg), nil)
 			s := newTestSession(t, clientConfig(addr).withDefaults())
-			err := s.openSession(context.Background(), 0)
+			o := s.attempt(context.Background(), attemptSpec{Suite: 0, NameOnlyLookup: true})
+			err := o.Err
 			if !allow {
 				want := "rmcpplus: " + addr + ": the BMC refused Open Session Request: 0x11 no cipher suite match with proposed security algorithms"
 				if err == nil || err.Error() != want {
@@ -98,8 +100,7 @@ func newTestSession(t *testing.T, cfg ClientConfig) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Session{cfg: cfg, addr: addr, addrText: addr.String(), conn: conn, log: cfg.Logger,
-		attempts: cfg.Retries + 1, table: newRequestTable(), hs: make(chan handshakeReply, 8), done: make(chan struct{})}
+	s := newSession(cfg, addr, conn)
 	go s.readLoop(conn, true)
 	t.Cleanup(func() { s.end(ErrSessionClosed) })
 	return s
@@ -111,31 +112,43 @@ func TestNegotiation(t *testing.T) {
 		return &faultConn{PacketConn: pc, dropOut: func(b []byte) bool { return ipmiCommand(b) == int(ipmi.CmdGetChannelCipherSuites) }}
 	}
 	tests := []struct {
-		name      string
-		offered   []uint8
-		wrap      func(net.PacketConn) net.PacketConn
-		wantSuite uint8
-		wantErr   string
+		name          string
+		offered       []uint8
+		wrap          func(net.PacketConn) net.PacketConn
+		wantSuite     uint8
+		wantHandshake int // Open Session exchanges
+		wantErr       string
 	}{
-		{"prefers 17", []uint8{1, 2, 3, 17}, nil, 17, ""},
-		{"3 when 17 is not offered", []uint8{1, 2, 3}, nil, 3, ""},
-		{"2 when only SHA1 without AES", []uint8{1, 2}, nil, 2, ""},
-		{"BMC ignores Get Channel Cipher Suites: 17", []uint8{17, 3}, dropCipherSuites, 17, ""},
-		{"BMC ignores Get Channel Cipher Suites: falls back to 3", []uint8{3}, dropCipherSuites, 3, ""},
-		{"nothing usable offered", []uint8{15, 16}, nil, 0, "offers cipher suites [15 16], none of [17 3 2 1]; configure one explicitly"},
+		{"prefers 17", []uint8{1, 2, 3, 17}, nil, 17, 1, ""},
+		{"3 when 17 is not offered", []uint8{1, 2, 3}, nil, 3, 1, ""},
+		// Issue 9 defect 4: a BMC offering only suites without
+		// confidentiality used to get suite 2, in the clear.
+		{"only suites without confidentiality", []uint8{1, 2}, nil, 0, 0,
+			"offers cipher suites [1 2], none with confidentiality (17 or 3); obmd negotiates only encrypted sessions unless the node's cipher_suite pins one"},
+		{"BMC ignores Get Channel Cipher Suites: 17", []uint8{17, 3}, dropCipherSuites, 17, 1, ""},
+		{"BMC ignores Get Channel Cipher Suites: falls back to 3", []uint8{3}, dropCipherSuites, 3, 2, ""},
+		{"BMC ignores the list and has neither 17 nor 3", []uint8{1, 2}, dropCipherSuites, 0, 0,
+			"did not list its cipher suites and refuses [17 3]; obmd negotiates only encrypted sessions unless the node's cipher_suite pins one"},
+		{"nothing usable offered", []uint8{15, 16}, nil, 0, 0,
+			"offers cipher suites [15 16], none with confidentiality (17 or 3); obmd negotiates only encrypted sessions unless the node's cipher_suite pins one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testServerConfig(&testHandler{})
 			cfg.CipherSuites = tt.offered
-			addr := startServer(t, NewServer(cfg), tt.wrap)
+			srv := NewServer(cfg)
+			addr := startServer(t, srv, tt.wrap)
 			start := time.Now()
 			s, err := Dial(context.Background(), clientConfig(addr))
 			elapsed := time.Since(start)
 			if tt.wantErr != "" {
-				if err == nil || !strings.HasSuffix(err.Error(), tt.wantErr) {
-					t.Fatalf("Dial: %v, want ...%s", err, tt.wantErr)
+				var nce *NoConfidentialityError
+				if err == nil || !strings.HasSuffix(err.Error(), tt.wantErr) || !errors.As(err, &nce) {
+					t.Fatalf("Dial: %v, want a NoConfidentialityError ending ...%s", err, tt.wantErr)
+				}
+				if strings.Contains(nce.BMCReason(), addr) || !strings.Contains(nce.BMCReason(), "cipher_suite") {
+					t.Fatalf("BMCReason %q must name cipher_suite and not the address", nce.BMCReason())
 				}
 				return
 			}
@@ -146,9 +159,13 @@ func TestNegotiation(t *testing.T) {
 			if got := s.sec.Load().keys.Suite.ID; got != tt.wantSuite {
 				t.Fatalf("negotiated suite %d, want %d", got, tt.wantSuite)
 			}
-			// Never seconds of probing: the unanswered cipher suite list
-			// costs its short timeout (2 attempts, 300 ms in all) and no more.
-			if limit := cipherSuitesTimeout*cipherSuitesAttempts + time.Second; elapsed > limit {
+			if got := srv.OpenSessionRequests(); got != uint64(tt.wantHandshake) {
+				t.Fatalf("the BMC saw %d Open Session Requests, want %d", got, tt.wantHandshake)
+			}
+			// Never seconds of probing: an unanswered cipher suite list,
+			// and a refused blind suite, cost the short timeout and a
+			// round trip, no more.
+			if limit := quickTimeout*quickAttempts + time.Second; elapsed > limit {
 				t.Fatalf("Dial took %v, want under %v", elapsed, limit)
 			}
 		})
@@ -653,7 +670,8 @@ func FuzzClientDatagram(f *testing.F) {
 	f.Add(AppendV2(nil, PayloadRAKP2, 0, 0, mustHex("07 00 0000 0d0c0b0a")))
 	suite, _ := CipherSuiteByID(0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := &Session{addrText: "fuzz", table: newRequestTable(), hs: make(chan handshakeReply, 8), done: make(chan struct{})}
+		s := newSession(ClientConfig{Logger: slog.New(slog.DiscardHandler)}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: DefaultPort}, nil)
+		s.addrText = "fuzz"
 		s.sec.Store(&sessionSecrets{keys: NewSessionKeys(suite, nil), consoleID: 0x0A0B0C0D, managedID: 0x01020304})
 		pc := &PayloadConn{s: s, pt: PayloadSOL, recv: make(chan []byte, payloadQueue)}
 		s.payloads[PayloadSOL].Store(pc)

@@ -97,8 +97,12 @@ func (m *OpenSessionRequest) Unmarshal(b []byte) error {
 // With a non-zero status a BMC may stop after the console session ID (8
 // bytes), and Unmarshal accepts that; Marshal always writes all 36 bytes,
 // as ipmi_sim and OpenBMC's netipmid do, so that no client trips over a
-// short error response.
+// short error response. Some BMCs refuse with one byte, the status alone
+// (BMC-QUIRKS.md "1-byte Open Session error"; OpenBMC's netipmid answers a
+// malformed request that way): Unmarshal reads it as a refusal with Short
+// set and no tag.
 type OpenSessionResponse struct {
+	Short            bool // the one-byte form: only Status is valid
 	Tag              uint8
 	Status           RAKPStatus
 	MaxPrivilege     ipmi.PrivilegeLevel
@@ -109,8 +113,11 @@ type OpenSessionResponse struct {
 	Confidentiality  ConfidentialityAlgorithm
 }
 
-// Marshal returns the 36-byte response.
+// Marshal returns the 36-byte response, or the one byte of the Short form.
 func (m *OpenSessionResponse) Marshal() []byte {
+	if m.Short {
+		return []byte{uint8(m.Status)}
+	}
 	b := make([]byte, 0, openSessionResponseLen)
 	b = append(b, m.Tag, uint8(m.Status), uint8(m.MaxPrivilege)&0x0F, 0)
 	b = binary.LittleEndian.AppendUint32(b, m.ConsoleSessionID)
@@ -123,6 +130,10 @@ func (m *OpenSessionResponse) Marshal() []byte {
 // Unmarshal decodes a response. An error status needs only the first 2
 // bytes; the fields present after them are kept.
 func (m *OpenSessionResponse) Unmarshal(b []byte) error {
+	if len(b) == 1 && b[0] != uint8(RAKPNoErrors) {
+		*m = OpenSessionResponse{Short: true, Status: RAKPStatus(b[0])}
+		return nil
+	}
 	if len(b) < 2 {
 		return fmt.Errorf("%w: Open Session Response of %d bytes", ErrTruncated, len(b))
 	}

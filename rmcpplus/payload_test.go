@@ -48,8 +48,7 @@ func newKeyedSession(tb testing.TB, suiteID uint8, conn net.PacketConn) *Session
 		tb.Fatalf("cipher suite %d unknown", suiteID)
 	}
 	addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: DefaultPort}
-	s := &Session{addr: addr, addrText: addr.String(), conn: conn, log: slog.New(slog.DiscardHandler),
-		table: newRequestTable(), hs: make(chan handshakeReply, 8), done: make(chan struct{})}
+	s := newSession(ClientConfig{Logger: slog.New(slog.DiscardHandler)}, addr, conn)
 	s.sec.Store(&sessionSecrets{keys: NewSessionKeys(suite, bytes.Repeat([]byte{0x5A}, 32)),
 		consoleID: testConsoleID, managedID: testManagedID, authenticated: suite.Integrity != IntegrityNone})
 	tb.Cleanup(func() { s.end(ErrSessionClosed) })

@@ -53,9 +53,12 @@ type requestSlot struct {
 	resp          []byte        // (mu) completion code and data of the answer, owned copy
 	ready         chan struct{} // signalled (capacity 1) when resp is set
 
-	timer *time.Timer // per-attempt timer, reused
-	msg   []byte      // scratch: the IPMI message
-	pkt   []byte      // scratch: the datagram
+	timer  *time.Timer // per-attempt timer, reused
+	msg    []byte      // scratch: the IPMI message
+	pkt    []byte      // scratch: the datagram
+	sess   *Session    // the session sending it (the slot is an awaited)
+	mode   sendMode    // how it is framed
+	answer []byte      // the answer taken by answered
 }
 
 func newRequestTable() *requestTable {

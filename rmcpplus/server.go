@@ -27,6 +27,9 @@ type ServerConfig struct {
 	IdleTimeout  time.Duration
 	Handler      Handler
 	Logger       *slog.Logger // nil: no logging
+	// Quirks make the server misbehave as some real BMCs do (tests and
+	// fakebmc); zero: it follows the specification.
+	Quirks ServerQuirks
 }
 
 // Server defaults.
@@ -75,8 +78,16 @@ type Server struct {
 	expiry   *time.Timer
 	expiryAt time.Time // when expiry fires; zero when not armed
 
-	rejectedSeq atomic.Uint64 // session packets refused by the sequence window
+	rejectedSeq  atomic.Uint64 // session packets refused by the sequence window
+	openRequests atomic.Uint64 // Open Session Requests received
+
+	resendSeen map[string]struct{} // (mu) console addresses served (ServerQuirks.HandshakeResendError)
 }
+
+// OpenSessionRequests is the number of RMCP+ Open Session Requests
+// received (retransmissions included): one per handshake a console
+// starts.
+func (srv *Server) OpenSessionRequests() uint64 { return srv.openRequests.Load() }
 
 // NewServer returns a Server; call Serve for each socket it answers on.
 func NewServer(cfg ServerConfig) *Server {
@@ -252,7 +263,7 @@ func (srv *Server) handleDatagram(st *serveState, b []byte, from net.Addr, via n
 		case PayloadOpenSessionReq:
 			return srv.openSession(st, p.Payload, from, via)
 		case PayloadRAKP1:
-			return srv.rakp1(st, p.Payload)
+			return srv.rakp1(st, p.Payload, from)
 		case PayloadRAKP3:
 			return srv.rakp3(st, p.Payload)
 		}
@@ -276,6 +287,9 @@ func (srv *Server) preSessionIPMI(st *serveState, payload []byte, v2 bool) []byt
 	case ipmi.CmdGetChannelAuthCapabilities:
 		cc, data = srv.authCaps(req.Data)
 	case ipmi.CmdGetChannelCipherSuites:
+		if srv.cfg.Quirks.NoCipherSuiteList {
+			return nil
+		}
 		cc, data = srv.cipherSuites(req.Data)
 	default:
 		return nil

@@ -20,6 +20,7 @@ import (
 // openSession answers an Open Session Request (section 13.17) with an Open
 // Session Response (section 13.18).
 func (srv *Server) openSession(st *serveState, payload []byte, from net.Addr, via net.PacketConn) []byte {
+	srv.openRequests.Add(1)
 	var req OpenSessionRequest
 	if err := req.Unmarshal(payload); err != nil {
 		if len(payload) < 8 {
@@ -28,13 +29,13 @@ func (srv *Server) openSession(st *serveState, payload []byte, from net.Addr, vi
 		// Enough to address an answer: tag and console session ID.
 		rsp := OpenSessionResponse{Tag: payload[0], Status: RAKPIllegalOrUnrecognizedParameter,
 			ConsoleSessionID: binary.LittleEndian.Uint32(payload[4:8])}
-		return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
+		return srv.handshakeReply(st, PayloadOpenSessionRsp, srv.cfg.Quirks.openSessionRefusal(rsp))
 	}
 	rsp := OpenSessionResponse{Tag: req.Tag, ConsoleSessionID: req.ConsoleSessionID}
 	fail := func(status RAKPStatus) []byte {
 		rsp.Status = status
 		srv.log.Debug("rmcpplus server: Open Session refused", "from", from, "status", status)
-		return srv.handshakeReply(st, PayloadOpenSessionRsp, rsp.Marshal())
+		return srv.handshakeReply(st, PayloadOpenSessionRsp, srv.cfg.Quirks.openSessionRefusal(rsp))
 	}
 	if req.ConsoleSessionID == 0 {
 		return fail(RAKPInvalidSessionID)
@@ -42,6 +43,9 @@ func (srv *Server) openSession(st *serveState, payload []byte, from net.Addr, vi
 	suite, ok := srv.suiteFor(req.Auth, req.Integrity, req.Confidentiality)
 	if !ok {
 		return fail(RAKPNoCipherSuiteMatch)
+	}
+	if status, refused := srv.cfg.Quirks.refuseSuite(suite.ID); refused {
+		return fail(status)
 	}
 	// The privilege actually granted goes back in the response: a request
 	// for 0 ("highest available", which FreeIPMI sends) gets the channel
@@ -119,7 +123,7 @@ func (srv *Server) suiteFor(a AuthAlgorithm, i IntegrityAlgorithm, c Confidentia
 // (section 13.21): the user must exist (else 0Dh unauthorized name) and may
 // not ask for more than its own maximum privilege or the one granted in
 // Open Session (else 0Ah unauthorized role). Any failure ends the session.
-func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
+func (srv *Server) rakp1(st *serveState, payload []byte, from net.Addr) []byte {
 	var r1 RAKP1
 	if err := r1.Unmarshal(payload); err != nil {
 		if len(payload) >= rakp1MinLen && payload[27] > MaxUsernameLength {
@@ -127,12 +131,14 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 		}
 		return nil
 	}
+	q := &srv.cfg.Quirks
+	name := q.lookupName(r1.Username)
 	// Look the user up before taking the lock: Users is the caller's code.
 	var password []byte
 	var userMax ipmi.PrivilegeLevel
 	known := false
 	if srv.cfg.Users != nil {
-		password, userMax, known = srv.cfg.Users(r1.Username)
+		password, userMax, known = srv.cfg.Users(name)
 	}
 
 	srv.mu.Lock()
@@ -145,9 +151,15 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 		return nil // a stale copy; the handshake is over
 	}
 	fail := func(status RAKPStatus) []byte { return srv.refuseRAKP1Locked(st, r1.Tag, ss, status) }
+	if ss.state == stateAwaitRAKP3 && q.HandshakeResendError {
+		return fail(RAKPInactiveSessionID) // a repeated RAKP 1, not recognised as one
+	}
+	lookupBit := r1.Role&RoleNameOnlyLookup != 0
 	want := ipmi.PrivilegeLevel(r1.Role & rolePrivilegeMask)
 	switch {
 	case r1.Role&^(rolePrivilegeMask|RoleNameOnlyLookup) != 0 || want > ipmi.PrivilegeOEM:
+		return fail(RAKPInvalidRole)
+	case lookupBit && q.NameOnlyLookupRefused, !lookupBit && q.Intel20:
 		return fail(RAKPInvalidRole)
 	case !known:
 		return fail(RAKPUnauthorizedName)
@@ -158,7 +170,8 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 	}
 	ss.rm = r1.ConsoleRandom
 	ss.role = r1.Role
-	ss.username = r1.Username
+	ss.username = name
+	ss.hashName, ss.rakp3Role = q.rakpInputs(r1.Username, r1.Role)
 	ss.password = password
 	ss.maxPriv = want
 	ss.state = stateAwaitRAKP3
@@ -168,8 +181,11 @@ func (srv *Server) rakp1(st *serveState, payload []byte) []byte {
 		ConsoleSessionID: ss.consoleID,
 		ManagedRandom:    ss.rc,
 		ManagedGUID:      srv.cfg.GUID,
-		AuthCode: RAKP2AuthCode(ss.suite.Auth, password, ss.consoleID, ss.id,
-			ss.rm, ss.rc, srv.cfg.GUID, ss.role, ss.username),
+		AuthCode: q.rakp2AuthCode(ss.suite.ID, RAKP2AuthCode(ss.suite.Auth, password, ss.consoleID, ss.id,
+			ss.rm, ss.rc, srv.cfg.GUID, ss.role, ss.hashName)),
+	}
+	if srv.loseFirstRAKP2Locked(from) {
+		return nil
 	}
 	return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
 }
@@ -191,6 +207,7 @@ func (srv *Server) refuseRAKP1Locked(st *serveState, tag uint8, ss *ServerSessio
 		consoleID = ss.consoleID
 		srv.endLocked(ss, "RAKP 1 refused: "+status.String())
 	}
+	tag, consoleID = srv.cfg.Quirks.rakpErrorAddress(tag, consoleID)
 	r2 := RAKP2{Tag: tag, Status: status, ConsoleSessionID: consoleID}
 	return srv.handshakeReply(st, PayloadRAKP2, r2.Marshal())
 }
@@ -209,8 +226,7 @@ func (srv *Server) rakp3(st *serveState, payload []byte) []byte {
 	defer srv.mu.Unlock()
 	ss := srv.sessions[r3.ManagedSessionID]
 	if ss == nil {
-		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidSessionID}
-		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+		return srv.rakp4Error(st, r3.Tag, 0, RAKPInvalidSessionID)
 	}
 	switch ss.state {
 	case stateAwaitRAKP1:
@@ -218,8 +234,7 @@ func (srv *Server) rakp3(st *serveState, payload []byte) []byte {
 			srv.endLocked(ss, "console aborted: "+r3.Status.String())
 			return nil
 		}
-		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidSessionID, ConsoleSessionID: ss.consoleID}
-		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+		return srv.rakp4Error(st, r3.Tag, ss.consoleID, RAKPInvalidSessionID)
 	case stateActive:
 		// A retransmission whose RAKP 4 was lost: send the same again.
 		if r3.Status == RAKPNoErrors && bytes.Equal(r3.AuthCode, ss.rakp3Code) && ss.rakp4 != nil {
@@ -232,19 +247,18 @@ func (srv *Server) rakp3(st *serveState, payload []byte) []byte {
 		return nil
 	}
 	auth := ss.suite.Auth
-	want := RAKP3AuthCode(auth, ss.password, ss.rc, ss.consoleID, ss.role, ss.username)
+	want := RAKP3AuthCode(auth, ss.password, ss.rc, ss.consoleID, ss.rakp3Role, ss.username)
 	if !hmac.Equal(want, r3.AuthCode) {
 		srv.endLocked(ss, "RAKP 3 auth code mismatch (wrong password)")
-		r4 := RAKP4{Tag: r3.Tag, Status: RAKPInvalidIntegrityCheckValue, ConsoleSessionID: ss.consoleID}
-		return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
+		return srv.rakp4Error(st, r3.Tag, ss.consoleID, RAKPInvalidIntegrityCheckValue)
 	}
 	// Section 13.31: SIK, then K1/K2 (section 13.32), then RAKP 4's ICV.
-	sik := DeriveSIK(auth, SIKKey(srv.cfg.Kg, ss.password), ss.rm, ss.rc, ss.role, ss.username)
+	sik := DeriveSIK(auth, SIKKey(srv.cfg.Kg, ss.password), ss.rm, ss.rc, ss.role, ss.hashName)
 	ss.keys = NewSessionKeys(ss.suite, sik)
 	r4 := RAKP4{
 		Tag:              r3.Tag,
 		ConsoleSessionID: ss.consoleID,
-		IntegrityCheck:   RAKP4IntegrityCheck(auth, sik, ss.rm, ss.id, srv.cfg.GUID),
+		IntegrityCheck:   srv.cfg.Quirks.lengthen(RAKP4IntegrityCheck(auth, sik, ss.rm, ss.id, srv.cfg.GUID)),
 	}
 	ss.rakp4 = r4.Marshal()
 	ss.rakp3Code = bytes.Clone(r3.AuthCode)
@@ -257,6 +271,13 @@ func (srv *Server) rakp3(st *serveState, payload []byte) []byte {
 	srv.armExpiryLocked(srv.deadlineLocked(ss))
 	srv.log.Debug("rmcpplus server: session active", "session", ss.id, "user", ss.username, "max", ss.maxPriv)
 	return srv.handshakeReply(st, PayloadRAKP4, ss.rakp4)
+}
+
+// rakp4Error answers RAKP 3 with an error status.
+func (srv *Server) rakp4Error(st *serveState, tag uint8, consoleID uint32, status RAKPStatus) []byte {
+	tag, consoleID = srv.cfg.Quirks.rakpErrorAddress(tag, consoleID)
+	r4 := RAKP4{Tag: tag, Status: status, ConsoleSessionID: consoleID}
+	return srv.handshakeReply(st, PayloadRAKP4, r4.Marshal())
 }
 
 // handshakeReply frames a pre-session RMCP+ message (session ID 0,

@@ -39,6 +39,8 @@ type ServerSession struct {
 	rm, rc    [16]byte
 	role      uint8
 	username  string
+	hashName  string // the name in the RAKP 2 auth code and the SIK (ServerQuirks.Intel20 pads it)
+	rakp3Role uint8  // ROLEm in the RAKP 3 auth code
 	password  []byte // until RAKP 3 is checked
 	maxPriv   ipmi.PrivilegeLevel
 	rakp3Code []byte
@@ -227,6 +229,7 @@ func (srv *Server) serveIPMI(st *serveState, ss *ServerSession, payload []byte) 
 		cc = ipmi.CCInvalidCommand
 	}
 	st.msg = ipmi.NewResponse(req, cc, data).AppendTo(st.msg[:0])
+	srv.cfg.Quirks.corruptChecksum(st.msg)
 	out := srv.seal(st, ss, st.msg)
 	srv.mu.Lock()
 	if closing {
@@ -269,12 +272,15 @@ func (srv *Server) setSessionPrivilege(ss *ServerSession, data []byte) (ipmi.Com
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	refusal, refused := srv.cfg.Quirks.privilegeRefused(req.Level)
 	switch want := req.Level; {
 	case want == 0:
 	case want > ipmi.PrivilegeOEM:
 		return ipmi.CCInvalidDataField, nil
 	case want > ss.maxPriv:
 		return ccPrivExceedsLimit, nil
+	case refused:
+		return refusal, nil
 	default:
 		ss.priv = want
 	}

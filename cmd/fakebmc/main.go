@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"obmd/fakebmc"
+	"obmd/rmcpplus"
 )
 
 func main() {
@@ -66,6 +67,9 @@ type options struct {
 	redfishCert      string                // -redfish-cert FILE
 	redfishQuirkList string                // -redfish-quirks, as given
 	redfishQuirks    fakebmc.RedfishQuirks // parsed
+
+	suiteList string  // -cipher-suites, as given
+	suites    []uint8 // parsed
 }
 
 // Defaults of the misbehaviour flags.
@@ -99,11 +103,55 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.rebootEvery, "reboot-every", defaultRebootEvery, "-fault reboot: time between two reboots of a BMC (the first comes at a -seed-drawn point of the period)")
 	fs.DurationVar(&o.rebootSilence, "reboot-silence", fakebmc.DefaultRebootSilence, "-fault reboot: how long each reboot keeps the BMC silent")
 	fs.DurationVar(&o.slowAnswers, "slow-answers", defaultSlowAnswers, "-fault slow: how late every datagram a slow BMC sends leaves")
+	fs.StringVar(&o.suiteList, "cipher-suites", defaultCipherSuites, "comma-separated `LIST` of the RMCP+ cipher suites every BMC offers, from "+suiteNames()+" (suites 1, 2 and 15, 16 have no encryption)")
 	fs.StringVar(&o.quirkList, "quirks", "", "comma-separated `LIST` of real BMCs' protocol deviations every BMC reproduces (see below); combines with -fault and the network faults")
 	fs.BoolVar(&o.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS on TCP at its port number, backed by the same machine (same user and password)")
 	fs.StringVar(&o.redfishCert, "redfish-cert", "", "with -redfish, write the services' self-signed certificate (PEM) to `FILE`, for clients to pin (curl --cacert, obmd's ca_cert)")
 	fs.StringVar(&o.redfishQuirkList, "redfish-quirks", "", "with -redfish, comma-separated `LIST` of real Redfish services' deviations every BMC reproduces (see below)")
 	return fs
+}
+
+// defaultCipherSuites are the suites a BMC offers unless -cipher-suites
+// says otherwise: those ipmitool and FreeIPMI use most.
+const defaultCipherSuites = "1,2,3,17"
+
+// offerableSuites are the cipher suites a fakebmc can offer: rmcpplus's,
+// but suite 0 (no authentication at all).
+func offerableSuites() []uint8 {
+	return slices.DeleteFunc(rmcpplus.SupportedCipherSuites(), func(id uint8) bool { return id == 0 })
+}
+
+func suiteNames() string {
+	var names []string
+	for _, id := range offerableSuites() {
+		names = append(names, strconv.Itoa(int(id)))
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseCipherSuites parses -cipher-suites: suite IDs, each once.
+func parseCipherSuites(list string) ([]uint8, error) {
+	var out []uint8
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		n, err := strconv.Atoi(item)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%q is not a cipher suite number", item)
+		case n < 0 || n > 255 || !slices.Contains(offerableSuites(), uint8(n)):
+			return nil, fmt.Errorf("cipher suite %d is not supported (supported: %s)", n, suiteNames())
+		case slices.Contains(out, uint8(n)):
+			return nil, fmt.Errorf("cipher suite %d is listed twice", n)
+		}
+		out = append(out, uint8(n))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cipher suite given (supported: %s)", suiteNames())
+	}
+	return out, nil
 }
 
 func behaviourNames() string {
@@ -270,6 +318,11 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	problems = append(problems, parseMisbehaviour(o, set)...)
+	if suites, err := parseCipherSuites(o.suiteList); err != nil {
+		problems = append(problems, "-cipher-suites: "+err.Error())
+	} else {
+		o.suites = suites
+	}
 	if qs, err := fakebmc.ParseQuirks(o.quirkList); err != nil {
 		problems = append(problems, "-quirks: "+err.Error())
 	} else {
@@ -318,13 +371,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Addr:  o.addr,
 		Count: o.count,
 		BMC: fakebmc.BMCConfig{
-			Users:   []fakebmc.User{{Name: o.user, Password: []byte(o.pass)}},
-			Console: fakebmc.ConsoleMode(o.console),
-			Baud:    baud,
-			Faults:  o.faults,
-			StartOn: !o.powerOff,
-			Quirks:  o.quirks,
-			Redfish: redfish,
+			Users:        []fakebmc.User{{Name: o.user, Password: []byte(o.pass)}},
+			CipherSuites: o.suites,
+			Console:      fakebmc.ConsoleMode(o.console),
+			Baud:         baud,
+			Faults:       o.faults,
+			StartOn:      !o.powerOff,
+			Quirks:       o.quirks,
+			Redfish:      redfish,
 		},
 		Misbehave: o.misbehave,
 		Logger:    log,
@@ -341,7 +395,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	for i := range fleet.Len() {
-		attrs := []any{"bmc", i, "addr", fleet.Addr(i), "user", o.user,
+		attrs := []any{"bmc", i, "addr", fleet.Addr(i), "user", o.user, "cipher_suites", o.suiteList,
 			"console", o.console, "baud", o.baud, "power_on", !o.powerOff,
 			"loss", o.faults.Loss, "dup", o.faults.Dup, "reorder", o.faults.Reorder, "delay", o.faults.Delay}
 		if p := fleet.BMC(i).Behaviour(); p.Active() {
@@ -366,7 +420,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: fakebmc [flags]\n\nServes simulated IPMI v2.0 BMCs on UDP (RMCP+, cipher suites 1, 2, 3, 17).\nThe password may be given in $"+passEnv+" instead of -pass.\n\nflags:")
+	fmt.Fprintln(w, "usage: fakebmc [flags]\n\nServes simulated IPMI v2.0 BMCs on UDP (RMCP+, cipher suites "+defaultCipherSuites+" unless -cipher-suites says\notherwise). The password may be given in $"+passEnv+" instead of -pass.\n\nflags:")
 	fs := flagSet(&options{})
 	fs.SetOutput(w)
 	fs.PrintDefaults()
