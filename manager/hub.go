@@ -120,7 +120,10 @@ type consoleStats struct {
 	viewers    atomic.Int64
 	bytes      atomic.Int64 // read from drivers
 	dropped    atomic.Int64 // skipped by viewers the writer overtook
+	viewerGaps atomic.Int64 // drop markers, one per skip
 	reconnects atomic.Int64
+	lost       atomic.Int64 // streams that ended while wanted
+	gapNanos   atomic.Int64 // time without output, from loss to reopen
 }
 
 // hub fans one node's console out to its viewers.
@@ -410,6 +413,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 			return
 		}
 		h.log.Warn("console stream ended; reopening", "err", err)
+		h.stats.lost.Add(1)
 		h.mu.Lock()
 		h.reconnecting = true
 		h.mu.Unlock()
@@ -472,6 +476,7 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		h.lastReconnect = time.Now().UTC()
 		h.mu.Unlock()
 		h.stats.reconnects.Add(1)
+		h.stats.gapNanos.Add(int64(gap))
 		h.log.Info("console reopened", "gap", gap)
 		return s.rc, backoff
 	}
@@ -544,6 +549,7 @@ func (v *Viewer) readNow(p []byte) (int, <-chan struct{}, error) {
 	h.ringMu.RUnlock()
 	if skipped > 0 {
 		h.stats.dropped.Add(int64(skipped))
+		h.stats.viewerGaps.Add(1)
 	}
 	return n, wake, nil
 }

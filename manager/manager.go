@@ -47,6 +47,9 @@ type Config struct {
 	// ipmi driver's 30 s grace before forcing the node off fits).
 	SoftCycleTimeout time.Duration
 	Console          HubConfig
+	// Observe, if set, is told of every BMC operation and console open
+	// (for latency metrics).
+	Observe OperationObserver
 }
 
 // DefaultOpTimeout is the default Config.OpTimeout.
@@ -61,9 +64,10 @@ const MaxNodeIDLen = 256
 // Manager is the node registry: drivers, tokens, per-node serialisation
 // and console hubs. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	stats consoleStats
+	cfg     Config
+	log     *slog.Logger
+	stats   consoleStats
+	drivers DriverCounters // DriverEnv.Counters of every node
 
 	// adminMu serialises registrations, deletions and token changes, each of
 	// which ends in a synchronous store write. BMC operations never take it.
@@ -156,7 +160,7 @@ func (m *Manager) loadNode(rec store.NodeRecord) *node {
 		if t.New == nil {
 			return nil, unavailableType(rec.Type)
 		}
-		return t.New(info, DriverEnv{NodeID: rec.ID, Logger: log})
+		return t.New(info, DriverEnv{NodeID: rec.ID, Logger: log, Counters: &m.drivers})
 	}()
 	if err != nil {
 		log.Warn("stored node has no working driver; its operations will fail until it is re-registered",
@@ -182,12 +186,14 @@ func unavailableType(typ string) error {
 func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog.Logger) *node {
 	n := &node{id: id, typ: typ, info: info, driver: drv, log: log, sem: make(chan struct{}, 1), gone: make(chan struct{}), shutdownDone: make(chan struct{})}
 	open := func(ctx context.Context) (io.ReadCloser, error) {
+		start := time.Now()
 		rc, err := doOp(ctx, n, m.cfg.OpTimeout, "open console", func(ctx context.Context) (io.ReadCloser, error) {
 			return n.driver.OpenConsole(ctx)
 		}, func(rc io.ReadCloser) { rc.Close() })
 		if err != nil && ctx.Err() == nil {
 			n.noteError("open console", err)
 		}
+		m.observe("open console", err, start)
 		return rc, err
 	}
 	n.hub = newHub(m.cfg.Console, open, log.With("component", "console"), &m.stats)
@@ -254,7 +260,7 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 		return unavailableType(typ)
 	}
 	log := m.log.With("node", id)
-	drv, err := t.New(parsed, DriverEnv{NodeID: id, Logger: log})
+	drv, err := t.New(parsed, DriverEnv{NodeID: id, Logger: log, Counters: &m.drivers})
 	if err != nil {
 		if hasKind(err) {
 			return err
@@ -472,12 +478,14 @@ func (a *Access) do(ctx context.Context, op string, f func(ctx context.Context, 
 }
 
 func (a *Access) doWithin(ctx context.Context, timeout time.Duration, op string, f func(ctx context.Context, d Driver) error) error {
+	start := time.Now()
 	_, err := doOp(ctx, a.n, timeout, op, func(ctx context.Context) (struct{}, error) {
 		if err := a.current(); err != nil {
 			return struct{}{}, err
 		}
 		return struct{}{}, f(ctx, a.n.driver)
 	}, nil)
+	a.m.observe(op, err, start)
 	if err != nil {
 		a.n.log.Warn("operation failed", "op", op, "err", err)
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrUnauthorized) {
@@ -646,6 +654,18 @@ type Stats struct {
 	ConsoleBytes      int64 // read from drivers
 	DroppedBytes      int64 // skipped by viewers too slow to keep up
 	ConsoleReconnects int64
+	// ConsoleStreamsLost counts console streams that ended while the
+	// console was wanted (BMC reset, session lost), each followed by
+	// reopening; ConsoleGap is the output time lost to them, summed over
+	// the reopens that succeeded.
+	ConsoleStreamsLost int64
+	ConsoleGap         time.Duration
+	// ViewerGaps counts the times a viewer fell so far behind that it
+	// skipped ahead (a drop marker in its stream).
+	ViewerGaps int64
+	// Dials counts BMC session dials by result (DialResult names).
+	Dials        map[string]int64
+	SOLTakeovers int64
 }
 
 // Stats returns the current counters.
@@ -659,6 +679,12 @@ func (m *Manager) Stats() Stats {
 		ConsoleBytes:      m.stats.bytes.Load(),
 		DroppedBytes:      m.stats.dropped.Load(),
 		ConsoleReconnects: m.stats.reconnects.Load(),
+
+		ConsoleStreamsLost: m.stats.lost.Load(),
+		ConsoleGap:         time.Duration(m.stats.gapNanos.Load()),
+		ViewerGaps:         m.stats.viewerGaps.Load(),
+		Dials:              m.drivers.Dials(),
+		SOLTakeovers:       m.drivers.SOLTakeovers.Load(),
 	}
 }
 
