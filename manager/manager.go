@@ -33,6 +33,21 @@ type NodeStore interface {
 	Nodes() ([]store.NodeRecord, error)
 }
 
+// StoreChecker is implemented by a NodeStore that can tell whether it is
+// open and accepts writes (for the daemon's readiness probe).
+type StoreChecker interface {
+	Check(ctx context.Context) error
+}
+
+// CheckStore reports whether the store is open and writable: nil when it
+// is, or when the store cannot tell.
+func (m *Manager) CheckStore(ctx context.Context) error {
+	if c, ok := m.cfg.Store.(StoreChecker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // Config configures a Manager. Zero values take the defaults.
 type Config struct {
 	Store   NodeStore // required
