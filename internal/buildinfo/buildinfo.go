@@ -1,6 +1,7 @@
-// Package buildinfo says which obmd this is: the version stamped by
-// `make build` (-ldflags "-X obmd/internal/buildinfo.version=..."), and the
-// VCS revision and Go version the Go toolchain records in every binary
+// Package buildinfo says which obmd this is: the version and revision
+// stamped by `make build` (-ldflags "-X obmd/internal/buildinfo.version=...
+// -X obmd/internal/buildinfo.revision=..."), and the VCS revision and Go
+// version the Go toolchain records in every binary
 // (runtime/debug.ReadBuildInfo). obmd -version, the startup log line and the
 // obmd_build_info metric all read it from here, so they cannot disagree.
 package buildinfo
@@ -11,8 +12,11 @@ import (
 	"sync"
 )
 
-// version is set at link time by `make build`; empty in a plain `go build`.
-var version string
+// version and revision are set at link time by `make build`; empty in a
+// plain `go build`. The revision is stamped too because the toolchain
+// records none when building with -buildvcs=false (some CI setups set it
+// in GOFLAGS) or from a source tree without .git (a container build).
+var version, revision string
 
 // Info describes the running binary.
 type Info struct {
@@ -35,12 +39,14 @@ var (
 
 // Get returns the running binary's build information.
 func Get() Info {
-	once.Do(func() { info = read(version, debug.ReadBuildInfo) })
+	once.Do(func() { info = read(version, revision, debug.ReadBuildInfo) })
 	return info
 }
 
-func read(stamped string, readBuild func() (*debug.BuildInfo, bool)) Info {
-	i := Info{Version: stamped, GoVersion: runtime.Version()}
+// read prefers the toolchain's VCS revision (it knows whether the tree was
+// modified) over the stamped one.
+func read(stamped, stampedRevision string, readBuild func() (*debug.BuildInfo, bool)) Info {
+	i := Info{Version: stamped, Revision: stampedRevision, GoVersion: runtime.Version()}
 	bi, ok := readBuild()
 	if !ok {
 		if i.Version == "" {
@@ -57,17 +63,20 @@ func read(stamped string, readBuild func() (*debug.BuildInfo, bool)) Info {
 	if i.Version == "" {
 		i.Version = "unknown"
 	}
-	modified := false
+	vcsRevision, modified := "", false
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			i.Revision = s.Value
+			vcsRevision = s.Value
 		case "vcs.modified":
 			modified = s.Value == "true"
 		}
 	}
-	if modified && i.Revision != "" {
-		i.Revision += "-modified"
+	if vcsRevision != "" {
+		i.Revision = vcsRevision
+		if modified {
+			i.Revision += "-modified"
+		}
 	}
 	return i
 }
