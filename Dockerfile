@@ -29,6 +29,7 @@ COPY --from=build --chown=nonroot:nonroot /out/var/lib/obmd /var/lib/obmd
 USER nonroot:nonroot
 ENV LISTEN_ADDR=0.0.0.0:8443 \
 	DB_PATH=/var/lib/obmd/db \
+	CONSOLE_LOG_DIR=/var/lib/obmd/console \
 	LOG_FORMAT=json
 VOLUME ["/var/lib/obmd"]
 EXPOSE 8443

@@ -123,6 +123,7 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.DELETE("/node/:node_id", s.admin, s.deleteNode)
 	r.POST("/node/:node_id/token", s.admin, s.newToken)
 	r.DELETE("/node/:node_id/token", s.admin, s.revokeToken)
+	r.GET("/node/:node_id/console_log", s.admin, s.consoleLog)
 
 	r.GET("/node/:node_id/console", s.console)
 	r.POST("/node/:node_id/power_cycle", s.powerCycle)

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +99,38 @@ func (s *server) observeHTTP(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	s.metrics.ObserveHTTP(c.FullPath(), c.Request.Method, c.Writer.Status(), time.Since(start))
+}
+
+// consoleLog answers a node's console log (CONSOLE_LOG_DIR) to the admin:
+// the current tenancy's, or ?tenancy=N's, as timestamped text. Headers
+// name the tenancy shown and those with logs left.
+func (s *server) consoleLog(c *gin.Context) {
+	tenancy := 0
+	if v := c.Query("tenancy"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			abortError(c, http.StatusBadRequest, "tenancy must be a tenancy number (1 or more); leave it out for the current one")
+			return
+		}
+		tenancy = n
+	}
+	cl, err := s.m.ConsoleLog(c.Param("node_id"), tenancy)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer cl.Content.Close()
+	tenancies := make([]string, len(cl.Tenancies))
+	for i, t := range cl.Tenancies {
+		tenancies[i] = strconv.Itoa(t)
+	}
+	c.DataFromReader(http.StatusOK, cl.Size, "text/plain; charset=utf-8", cl.Content, map[string]string{
+		"Cache-Control":          "no-store",
+		"X-Content-Type-Options": "nosniff",
+		"X-Obmd-Tenancy":         strconv.Itoa(cl.Tenancy),
+		"X-Obmd-Current-Tenancy": strconv.Itoa(cl.Current),
+		"X-Obmd-Tenancies":       strings.Join(tenancies, ","),
+	})
 }
 
 // openAPIDocument describes every route (openapi_test.go keeps it in step

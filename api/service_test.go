@@ -6,12 +6,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"obmd/manager"
 )
 
 // scrape reads /metrics with the scrape token and parses it as Prometheus
@@ -106,6 +111,9 @@ func TestMetricsExposition(t *testing.T) {
 		"obmd_bmc_dials_total":                 dto.MetricType_COUNTER,
 		"obmd_rmcpplus_rejected_packets_total": dto.MetricType_COUNTER,
 		"obmd_build_info":                      dto.MetricType_GAUGE,
+		"obmd_console_log_bytes_total":         dto.MetricType_COUNTER,
+		"obmd_console_log_write_errors_total":  dto.MetricType_COUNTER,
+		"obmd_console_log_dropped_bytes_total": dto.MetricType_COUNTER,
 	} {
 		if f, ok := fams[name]; !ok || f.GetType() != typ {
 			t.Errorf("%s: present %t, type %v; want a %v", name, ok, f.GetType(), typ)
@@ -263,5 +271,98 @@ func TestProbesNotLoggedAtInfo(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"path":"/node"`) {
 		t.Errorf("GET /node was not logged:\n%s", logs)
+	}
+}
+
+// GET /node/{id}/console_log: the admin reads the current tenancy's
+// console log, or an earlier one's; every line is stamped; the tenancies
+// split the output without overlap or loss.
+func TestConsoleLogRoute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *manager.Config) {
+		c.ConsoleLog = &manager.ConsoleLogConfig{Dir: t.TempDir()}
+	})
+	e.register("n", mockInfo)
+	// Logged consoles stay open: output arrives with nobody watching.
+	tenancyLines := func(tenancy string) []int {
+		t.Helper()
+		path := "/node/n/console_log"
+		if tenancy != "" {
+			path += "?tenancy=" + tenancy
+		}
+		code, body, hdr := e.do(req{method: "GET", path: path, admin: true})
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+			t.Fatalf("GET %s: %d %s %s", path, code, hdr.Get("Content-Type"), body)
+		}
+		var nums []int
+		stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\d+)$`)
+		for _, line := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			m := stamped.FindStringSubmatch(line)
+			if m == nil {
+				t.Fatalf("GET %s: line %q is not a timestamped counter line", path, line)
+			}
+			if _, err := time.Parse(time.RFC3339, strings.Fields(line)[0]); err != nil {
+				t.Fatalf("timestamp of %q: %v", line, err)
+			}
+			n, _ := strconv.Atoi(m[1])
+			nums = append(nums, n)
+		}
+		return nums
+	}
+	// watch reads n lines as the holder of a fresh token: once a viewer
+	// has them, the log has them too (the hub records before viewers see).
+	watch := func(n int) {
+		t.Helper()
+		resp, err := e.srv.Client().Get(e.srv.URL + "/node/n/console?token=" + e.token("n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for range n {
+			if !sc.Scan() {
+				t.Fatalf("console ended: %v", sc.Err())
+			}
+		}
+	}
+	watch(5) // tenancy 2 (1 is before the first token)
+	watch(5) // 3
+	watch(1) // 4
+
+	var all []int
+	for i, tenancy := range []string{"2", "3", "4"} {
+		lines := tenancyLines(tenancy)
+		if len(lines) < []int{5, 5, 1}[i] {
+			t.Fatalf("tenancy %s logged %d lines, fewer than its viewer read", tenancy, len(lines))
+		}
+		if i == 2 && tenancyLines("")[0] != lines[0] {
+			t.Errorf("the current tenancy is not tenancy 4")
+		}
+		all = append(all, lines...)
+	}
+	for i := range all {
+		if all[i] != all[0]+i {
+			t.Fatalf("tenancies 2-4 together are not one unbroken count at %d: %v", i, all)
+		}
+	}
+
+	code, _, hdr := e.do(req{method: "GET", path: "/node/n/console_log", admin: true})
+	if code != 200 || hdr.Get("X-Obmd-Tenancy") != "4" || !strings.HasSuffix(hdr.Get("X-Obmd-Tenancies"), "2,3,4") || hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers: %v", hdr)
+	}
+	tok := e.token("n")
+	e.expect(req{method: "GET", path: "/node/n/console_log?token=" + tok}, 401) // the admin's only
+	e.expect(req{method: "GET", path: "/node/n/console_log?tenancy=0", admin: true}, 400)
+	e.expect(req{method: "GET", path: "/node/n/console_log?tenancy=x", admin: true}, 400)
+	e.expect(req{method: "GET", path: "/node/n/console_log?tenancy=99", admin: true}, 404)
+	e.expect(req{method: "GET", path: "/node/nobody/console_log", admin: true}, 404)
+
+	off := newEnv(t)
+	off.register("n", mockInfo)
+	if b := off.expect(req{method: "GET", path: "/node/n/console_log", admin: true}, 501); !strings.Contains(string(b), "CONSOLE_LOG_DIR") {
+		t.Errorf("without console logs: %s", b)
 	}
 }

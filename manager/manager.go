@@ -65,6 +65,9 @@ type Config struct {
 	// Observe, if set, is told of every BMC operation and console open
 	// (for latency metrics).
 	Observe OperationObserver
+	// ConsoleLog, if set, keeps every node's console open and writes it to
+	// files (consolelog.go).
+	ConsoleLog *ConsoleLogConfig
 }
 
 // DefaultOpTimeout is the default Config.OpTimeout.
@@ -83,6 +86,7 @@ type Manager struct {
 	log     *slog.Logger
 	stats   consoleStats
 	drivers DriverCounters // DriverEnv.Counters of every node
+	clogs   *consoleLogs   // nil without Config.ConsoleLog
 
 	// adminMu serialises registrations, deletions and token changes, each of
 	// which ends in a synchronous store write. BMC operations never take it.
@@ -104,6 +108,7 @@ type node struct {
 	driver Driver
 	log    *slog.Logger
 	hub    *hub
+	clog   *nodeLog // nil without console logs
 	// sem holds one token while a BMC operation runs: operations on one node
 	// are serialised, operations on different nodes are independent.
 	sem chan struct{}
@@ -143,6 +148,16 @@ func New(cfg Config) (*Manager, error) {
 		cfg.SoftCycleTimeout = max(DefaultSoftCycleTimeout, cfg.OpTimeout)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
+	if cfg.ConsoleLog != nil {
+		// Logged consoles are kept open: output printed while nobody
+		// watches is what an operator reads the log for.
+		m.cfg.Console.KeepOpen = true
+		clogs, err := newConsoleLogs(*cfg.ConsoleLog, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("manager: %w", err)
+		}
+		m.clogs = clogs
+	}
 	m.absent = &node{id: "", sem: make(chan struct{}, 1), gone: make(chan struct{})}
 	if _, err := rand.Read(m.absent.tokenHash[:]); err != nil {
 		return nil, fmt.Errorf("manager: reading random bytes: %w", err)
@@ -157,6 +172,9 @@ func New(cfg Config) (*Manager, error) {
 		m.nodes[rec.ID] = n
 	}
 	m.log.Info("nodes loaded", "count", len(recs))
+	for _, n := range m.nodes {
+		n.hub.keepOpen()
+	}
 	return m, nil
 }
 
@@ -212,6 +230,10 @@ func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog
 		return rc, err
 	}
 	n.hub = newHub(m.cfg.Console, open, log.With("component", "console"), &m.stats)
+	if m.clogs != nil {
+		n.clog = m.clogs.node(id)
+		n.hub.recorder = n.clog
+	}
 	return n
 }
 
@@ -298,6 +320,7 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 	m.nodes[id] = n
 	m.mu.Unlock()
 	log.Info("node registered", "type", typ, "info", parsed)
+	n.hub.keepOpen()
 	return nil
 }
 
@@ -368,6 +391,9 @@ func (n *node) shutdown(ctx context.Context, reason error) error {
 			n.sem <- struct{}{} // no operation in flight, and none will start
 			if err := n.driver.Close(); err != nil {
 				errs = multierror.Append(errs, fmt.Errorf("node %q: closing driver: %w", n.id, err))
+			}
+			if n.clog != nil {
+				n.clog.close() // after the hub: nothing more to record
 			}
 			n.shutdownErr = errs
 		}()
@@ -681,6 +707,8 @@ type Stats struct {
 	// Dials counts BMC session dials by result (DialResult names).
 	Dials        map[string]int64
 	SOLTakeovers int64
+	// ConsoleLog is zero without console logs.
+	ConsoleLog ConsoleLogStats
 }
 
 // Stats returns the current counters.
@@ -700,7 +728,15 @@ func (m *Manager) Stats() Stats {
 		ViewerGaps:         m.stats.viewerGaps.Load(),
 		Dials:              m.drivers.Dials(),
 		SOLTakeovers:       m.drivers.SOLTakeovers.Load(),
+		ConsoleLog:         m.consoleLogStats(),
 	}
+}
+
+func (m *Manager) consoleLogStats() ConsoleLogStats {
+	if m.clogs == nil {
+		return ConsoleLogStats{}
+	}
+	return m.clogs.stats()
 }
 
 // NodeIDs lists the registered nodes, sorted.
@@ -746,6 +782,9 @@ func (m *Manager) Close(ctx context.Context) error {
 		wg.Go(func() { errs[i] = n.shutdown(ctx, ErrShuttingDown) })
 	}
 	wg.Wait()
+	if m.clogs != nil {
+		m.clogs.close()
+	}
 	var all *multierror.Error
 	for _, err := range errs {
 		if err != nil {
@@ -753,6 +792,19 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 	}
 	return all.ErrorOrNil()
+}
+
+// ConsoleLog returns a node's console log for one tenancy (0: the current
+// one), for the admin. Without console logs it is ErrUnsupported.
+func (m *Manager) ConsoleLog(id string, tenancy int) (*ConsoleLog, error) {
+	if m.clogs == nil {
+		return nil, UnsupportedError("console logs are off: set CONSOLE_LOG_DIR to keep them")
+	}
+	n := m.lookup(id)
+	if n == nil {
+		return nil, &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
+	}
+	return n.clog.read(tenancy)
 }
 
 // brokenDriver stands in for a stored node whose driver cannot be built.

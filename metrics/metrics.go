@@ -90,7 +90,7 @@ func New(build buildinfo.Info) *Metrics {
 }
 
 // CollectManager adds the Manager's counters (nodes, consoles, dials, SOL
-// takeovers) to the registry, read at each scrape.
+// takeovers, console logs) to the registry, read at each scrape.
 func (m *Metrics) CollectManager(mgr *manager.Manager) {
 	m.reg.MustRegister(managerCollector{mgr})
 }
@@ -159,6 +159,9 @@ var (
 	descGap          = prometheus.NewDesc("obmd_console_gap_seconds_total", "Console time without output between a lost stream and its reopening, summed.", nil, nil)
 	descViewerGaps   = prometheus.NewDesc("obmd_console_viewer_gaps_total", "Times a viewer fell so far behind that it skipped ahead (a drop marker in its stream).", nil, nil)
 	descDials        = prometheus.NewDesc("obmd_bmc_dials_total", "BMC sessions dialled, by result (ok, timeout, auth, canceled, error).", []string{"result"}, nil)
+	descLogBytes     = prometheus.NewDesc("obmd_console_log_bytes_total", "Console log bytes written to CONSOLE_LOG_DIR, timestamps included.", nil, nil)
+	descLogErrors    = prometheus.NewDesc("obmd_console_log_write_errors_total", "Console log writes and file opens that failed (disk full, permissions).", nil, nil)
+	descLogDropped   = prometheus.NewDesc("obmd_console_log_dropped_bytes_total", "Console output not logged: the log writer fell behind, or a write failed.", nil, nil)
 	descTakeovers    = prometheus.NewDesc("obmd_sol_takeovers_total", "Stale SOL activations deactivated so that a console could open (completion code 80h).", nil, nil)
 
 	descSessions    = prometheus.NewDesc("obmd_bmc_sessions_open", "Established RMCP+ sessions to BMCs.", nil, nil)
@@ -171,7 +174,7 @@ type managerCollector struct{ m *manager.Manager }
 
 func (c managerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodes, descViewers, descConsoleBytes, descDropped, descReconnects,
-		descLost, descGap, descViewerGaps, descDials, descTakeovers} {
+		descLost, descGap, descViewerGaps, descDials, descTakeovers, descLogBytes, descLogErrors, descLogDropped} {
 		ch <- d
 	}
 }
@@ -196,6 +199,9 @@ func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descDials, float64(n), result)
 	}
 	counter(descTakeovers, float64(st.SOLTakeovers))
+	counter(descLogBytes, float64(st.ConsoleLog.Bytes))
+	counter(descLogErrors, float64(st.ConsoleLog.WriteErrors))
+	counter(descLogDropped, float64(st.ConsoleLog.DroppedBytes))
 }
 
 // sessionCollector reads the process-wide rmcpplus and sol counters.

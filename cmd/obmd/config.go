@@ -40,6 +40,10 @@ type config struct {
 	// listener of its own (loopback unless INSECURE).
 	MetricsToken string
 	MetricsAddr  string
+	// ConsoleLogDir, if set, keeps every console open and logged there.
+	ConsoleLogDir      string
+	ConsoleLogMaxBytes int64
+	ConsoleLogKeep     int
 
 	tlsCert *tls.Certificate // loaded from TLSCert and TLSKey during validation
 }
@@ -79,6 +83,9 @@ func settings() []*setting {
 		{env: "LOG_LEVEL", flag: "log-level", usage: "least important log `level` shown: debug, info (default), warn or error"},
 		{env: "METRICS_TOKEN", flag: "metrics-token", usage: "scrape credential (`token`, 32 hex digits) for GET /metrics: a bearer token, or the password of user \"metrics\". Discouraged as a flag; use the environment or METRICS_TOKEN_FILE"},
 		{env: "METRICS_TOKEN_FILE", flag: "metrics-token-file", usage: "`file` holding METRICS_TOKEN; set it or METRICS_TOKEN, not both"},
+		{env: "CONSOLE_LOG_DIR", flag: "console-log-dir", usage: "`directory` for console logs: when set, every node's console is kept open and written there, one directory per node, one file per tenancy (created 0700)"},
+		{env: "CONSOLE_LOG_MAX_BYTES", flag: "console-log-max-bytes", usage: "`bytes` a console log file may hold before the next one starts (default 4194304, at least 4096)"},
+		{env: "CONSOLE_LOG_KEEP", flag: "console-log-keep", usage: "`number` of console log files kept per node, the current one included (default 4)"},
 		{env: "METRICS_ADDR", flag: "metrics-addr", usage: "`host:port` serving GET /metrics without authentication; a bare :port means 127.0.0.1, and a non-loopback host needs INSECURE"},
 	}
 }
@@ -268,6 +275,27 @@ func validate(raw map[string]string) (config, error) {
 		bad("LOG_LEVEL %q is not debug, info, warn or error", raw["LOG_LEVEL"])
 	}
 
+	cfg.ConsoleLogDir = raw["CONSOLE_LOG_DIR"]
+	cfg.ConsoleLogMaxBytes = manager.DefaultConsoleLogMaxBytes
+	if v := raw["CONSOLE_LOG_MAX_BYTES"]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < minConsoleLogBytes {
+			bad("CONSOLE_LOG_MAX_BYTES %q is not a number of bytes of at least %d", v, minConsoleLogBytes)
+		}
+		cfg.ConsoleLogMaxBytes = n
+	}
+	cfg.ConsoleLogKeep = manager.DefaultConsoleLogKeep
+	if v := raw["CONSOLE_LOG_KEEP"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad("CONSOLE_LOG_KEEP %q is not a number of files (1 or more)", v)
+		}
+		cfg.ConsoleLogKeep = n
+	}
+	if cfg.ConsoleLogDir == "" && (raw["CONSOLE_LOG_MAX_BYTES"] != "" || raw["CONSOLE_LOG_KEEP"] != "") {
+		bad("CONSOLE_LOG_MAX_BYTES and CONSOLE_LOG_KEEP need CONSOLE_LOG_DIR: set the directory to keep console logs")
+	}
+
 	if cfg.MetricsAddr != "" {
 		h, port, err := net.SplitHostPort(cfg.MetricsAddr)
 		n, perr := strconv.Atoi(port)
@@ -286,6 +314,9 @@ func validate(raw map[string]string) (config, error) {
 	}
 	return cfg, errs.ErrorOrNil()
 }
+
+// minConsoleLogBytes is the smallest CONSOLE_LOG_MAX_BYTES: room for lines.
+const minConsoleLogBytes = 4096
 
 // maxSecretFileBytes bounds a *_FILE: a token is 32 characters.
 const maxSecretFileBytes = 4096

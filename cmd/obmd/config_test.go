@@ -116,6 +116,12 @@ func TestLoadConfig(t *testing.T) {
 					t.Errorf("got %+v", c)
 				}
 			}},
+		{"console logs", with(goodEnv(), map[string]string{"CONSOLE_LOG_DIR": "/var/log/obmd", "CONSOLE_LOG_MAX_BYTES": "65536", "CONSOLE_LOG_KEEP": "9"}),
+			nil, func(t *testing.T, c config) {
+				if c.ConsoleLogDir != "/var/log/obmd" || c.ConsoleLogMaxBytes != 65536 || c.ConsoleLogKeep != 9 {
+					t.Errorf("got %+v", c)
+				}
+			}},
 		{"log level warn by flag", goodEnv(), []string{"-log-level", "warn"}, func(t *testing.T, c config) {
 			if c.LogLevel != slog.LevelWarn {
 				t.Errorf("got %v", c.LogLevel)
@@ -188,6 +194,9 @@ func TestConfigErrors(t *testing.T) {
 		{"metrics address without port", with(map[string]string{"METRICS_ADDR": "127.0.0.1"}), []string{"METRICS_ADDR \"127.0.0.1\" is not host:port or :port"}},
 		{"metrics address bad port", with(map[string]string{"METRICS_ADDR": ":http"}), []string{"METRICS_ADDR \":http\": port"}},
 		{"open metrics off loopback", with(map[string]string{"METRICS_ADDR": "0.0.0.0:9101"}), []string{"METRICS_ADDR \"0.0.0.0:9101\" is not a loopback address"}},
+		{"console log file too small", with(map[string]string{"CONSOLE_LOG_DIR": "/x", "CONSOLE_LOG_MAX_BYTES": "100"}), []string{"CONSOLE_LOG_MAX_BYTES \"100\" is not a number of bytes of at least 4096"}},
+		{"console log keep zero", with(map[string]string{"CONSOLE_LOG_DIR": "/x", "CONSOLE_LOG_KEEP": "0"}), []string{"CONSOLE_LOG_KEEP \"0\" is not a number of files"}},
+		{"console log size without a directory", with(map[string]string{"CONSOLE_LOG_KEEP": "3"}), []string{"CONSOLE_LOG_MAX_BYTES and CONSOLE_LOG_KEEP need CONSOLE_LOG_DIR"}},
 		{"everything wrong at once", map[string]string{"ADMIN_TOKEN": "x", "DB_TYPE": "sqlite3", "LISTEN_ADDR": "nope"},
 			[]string{"LISTEN_ADDR", "ADMIN_TOKEN", "DB_PATH", "DB_TYPE"}},
 	}

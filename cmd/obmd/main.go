@@ -151,14 +151,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	if err != nil {
 		return &startupError{fmt.Errorf("DB_PATH %s: %w; check that the directory is obmd's and writable, and that no other obmd uses it", cfg.DBPath, err), 2}
 	}
+	var consoleLog *manager.ConsoleLogConfig
+	if cfg.ConsoleLogDir != "" {
+		if err := os.MkdirAll(cfg.ConsoleLogDir, 0o700); err != nil {
+			st.Close()
+			return &startupError{fmt.Errorf("CONSOLE_LOG_DIR %s: %w", cfg.ConsoleLogDir, err), 2}
+		}
+		consoleLog = &manager.ConsoleLogConfig{Dir: cfg.ConsoleLogDir, MaxBytes: cfg.ConsoleLogMaxBytes, Keep: cfg.ConsoleLogKeep}
+	}
 	build := buildinfo.Get()
 	mt := metrics.New(build)
 	m, err := manager.New(manager.Config{
-		Store:     st,
-		Logger:    log,
-		OpTimeout: cfg.OpTimeout,
-		Console:   manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
-		Observe:   mt.ObserveOperation,
+		Store:      st,
+		Logger:     log,
+		OpTimeout:  cfg.OpTimeout,
+		Console:    manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
+		Observe:    mt.ObserveOperation,
+		ConsoleLog: consoleLog,
 	})
 	if err != nil {
 		st.Close()
@@ -243,6 +252,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 		"ipmi_driver", manager.IPMIDriverAvailable(), "metrics_token", cfg.MetricsToken != ""}
 	if metricsLn != nil {
 		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
+	}
+	if consoleLog != nil {
+		attrs = append(attrs, "console_log_dir", consoleLog.Dir)
 	}
 	if certs != nil {
 		attrs = append(attrs, certs.describe()...)

@@ -359,3 +359,46 @@ func TestDaemonMetricsAddr(t *testing.T) {
 		t.Errorf("LISTEN_ADDR /metrics with METRICS_TOKEN: %d, want 200", code)
 	}
 }
+
+// CONSOLE_LOG_DIR: the real daemon logs a console nobody watches, in
+// private files, and the admin reads it back.
+func TestDaemonConsoleLog(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "console")
+	env := baseEnv(":memory:")
+	env["CONSOLE_LOG_DIR"] = dir
+	d := startDaemon(t, env)
+	d.expect("PUT", "/node/n", mockNode, true, 200)
+	tok := d.token("n")
+	resp, err := d.client.Get(d.url + "/node/n/console?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for range 3 {
+		sc.Scan()
+	}
+	resp.Body.Close()
+	body := string(d.expect("GET", "/node/n/console_log", "", true, 200))
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("console log holds %d lines after a viewer read 3:\n%s", len(lines), body)
+	}
+	for _, l := range lines {
+		stamp, _, _ := strings.Cut(l, " ")
+		if _, err := time.Parse(time.RFC3339, stamp); err != nil {
+			t.Fatalf("line %q does not start with an RFC 3339 time: %v", l, err)
+		}
+	}
+	d.stop(syscall.SIGTERM, 6*time.Second)
+	for _, p := range []string{dir, filepath.Join(dir, "n"), filepath.Join(dir, "n", "000002-000000.log")} {
+		fi, err := os.Stat(p)
+		want := os.FileMode(0o600)
+		if fi != nil && fi.IsDir() {
+			want = 0o700
+		}
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v (%v), want mode %v", p, fi.Mode(), err, want)
+		}
+	}
+}
