@@ -59,7 +59,8 @@ type ConsoleLogConfig struct {
 	// (default DefaultConsoleLogKeep).
 	Keep int
 	// QueueBytes bounds a node's console output waiting for the writer
-	// (default 1 MiB).
+	// (default 256 KiB: over 20 s of a 115200-baud console, while the
+	// writer normally drains within milliseconds).
 	QueueBytes int
 
 	// fs is where the files are; nil means the operating system's. Tests
@@ -71,7 +72,11 @@ type ConsoleLogConfig struct {
 const (
 	DefaultConsoleLogMaxBytes = 4 << 20
 	DefaultConsoleLogKeep     = 4
-	defaultConsoleLogQueue    = 1 << 20
+	defaultConsoleLogQueue    = 256 << 10
+	// keepSpareBytes: a queue buffer that grew past this during a burst or
+	// a stall is let go after the flush instead of kept for reuse, so that
+	// idle nodes hold little memory.
+	keepSpareBytes = 64 << 10
 	// maxLogMarks bounds the arrival times queued per node: past it, a
 	// chunk is stamped with the time of the one before.
 	maxLogMarks = 4096
@@ -322,7 +327,12 @@ func (n *nodeLog) flushLocked() {
 	n.pend, n.marks = n.spare[:0], n.spareMarks[:0]
 	n.queued = false
 	n.mu.Unlock()
-	defer func() { n.spare, n.spareMarks = pend[:0], marks[:0] }()
+	defer func() {
+		n.spare, n.spareMarks = pend[:0], marks[:0]
+		if cap(pend) > keepSpareBytes || cap(marks) > maxLogMarks/4 {
+			n.spare, n.spareMarks = nil, nil
+		}
+	}()
 	if len(pend) == 0 && len(marks) == 0 {
 		return
 	}

@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	}
 	var consoleLog *manager.ConsoleLogConfig
 	if cfg.ConsoleLogDir != "" {
-		if err := os.MkdirAll(cfg.ConsoleLogDir, 0o700); err != nil {
+		if err := privateDir(cfg.ConsoleLogDir, log); err != nil {
 			st.Close()
 			return &startupError{fmt.Errorf("CONSOLE_LOG_DIR %s: %w", cfg.ConsoleLogDir, err), 2}
 		}
@@ -303,6 +303,29 @@ wait:
 		return serveErr
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// privateDir creates dir 0700, or makes an existing one private: the
+// console logs are the tenants' output, and the node directories' names
+// are node IDs.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("other users can read it and it cannot be made private: %w", err)
+		}
+		log.Warn("CONSOLE_LOG_DIR was readable by other users; restricted it to obmd's user", "console_log_dir", dir)
+	}
 	return nil
 }
 

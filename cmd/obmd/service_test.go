@@ -361,13 +361,21 @@ func TestDaemonMetricsAddr(t *testing.T) {
 }
 
 // CONSOLE_LOG_DIR: the real daemon logs a console nobody watches, in
-// private files, and the admin reads it back.
+// private files (an existing directory others could read is made
+// private), and the admin reads it back.
 func TestDaemonConsoleLog(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "console")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // whatever the test's umask
 	env := baseEnv(":memory:")
 	env["CONSOLE_LOG_DIR"] = dir
 	d := startDaemon(t, env)
+	if !strings.Contains(d.logs.String(), "CONSOLE_LOG_DIR was readable by other users") {
+		t.Errorf("no warning about the readable CONSOLE_LOG_DIR:\n%s", d.logs)
+	}
 	d.expect("PUT", "/node/n", mockNode, true, 200)
 	tok := d.token("n")
 	resp, err := d.client.Get(d.url + "/node/n/console?token=" + tok)
