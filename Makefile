@@ -1,11 +1,15 @@
 GO ?= go
 export CGO_ENABLED := 0
+# VERSION is stamped into the binaries (obmd -version, obmd_build_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X obmd/internal/buildinfo.version=$(VERSION) -X obmd/internal/buildinfo.revision=$(REVISION)
 
 .PHONY: build test demo bench vet fmt clean
 
 build:
-	$(GO) build -trimpath -ldflags '-s -w' -o bin/obmd ./cmd/obmd
-	$(GO) build -trimpath -ldflags '-s -w' -o bin/fakebmc ./cmd/fakebmc
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/obmd ./cmd/obmd
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fakebmc ./cmd/fakebmc
 	@for b in bin/obmd bin/fakebmc; do \
 		if file $$b | grep -q 'dynamically linked'; then echo "$$b is not static" >&2; exit 1; fi; \
 	done

@@ -23,7 +23,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"obmd/internal/buildinfo"
 	"obmd/manager"
+	"obmd/metrics"
 )
 
 // consoleWriteTimeout drops a console client that accepts nothing for this
@@ -42,22 +44,36 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes);
 	// larger ones get 413.
 	MaxBodyBytes int64
+	// MetricsToken, if set, is the scrape credential for GET /metrics
+	// (bearer token, or Basic password of user "metrics"); the admin's
+	// credentials work too.
+	MetricsToken string
+	// Metrics is the registry /metrics serves and the HTTP middleware
+	// feeds; nil builds one that collects m's counters.
+	Metrics *metrics.Metrics
+	// Ready are the conditions /readyz requires besides a writable store
+	// (for the daemon: its listener is serving).
+	Ready []ReadinessCheck
 }
 
 type server struct {
 	m       *manager.Manager
 	log     *slog.Logger
 	maxBody int64
-	metrics *metrics
+	metrics *metrics.Metrics
+	ready   []ReadinessCheck
 	// refusals bounds the log lines about refused unauthenticated requests.
 	refusals *refusalLimiter
-	// SHA-256 of the admin credentials, compared in constant time whatever
-	// the length of what a client sends.
+	// SHA-256 of the admin credentials and of the scrape token, compared
+	// in constant time whatever the length of what a client sends.
 	adminUser, adminPass [sha256.Size]byte
+	metricsPass          [sha256.Size]byte
+	hasMetricsToken      bool
 }
 
-// New returns the HTTP handler for m: the contract's routes plus
-// GET /healthz (no auth) and GET /metrics (admin auth).
+// New returns the HTTP handler for m: the contract's routes, the admin's
+// additions, the probes (GET /livez, /readyz, /healthz: no auth), GET
+// /metrics (scrape or admin credentials) and GET /openapi.json.
 func New(m *manager.Manager, opts Options) *gin.Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -65,14 +81,21 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New(buildinfo.Get())
+		opts.Metrics.CollectManager(m)
+	}
 	s := &server{
-		m:         m,
-		log:       opts.Logger,
-		maxBody:   opts.MaxBodyBytes,
-		metrics:   newMetrics(),
-		refusals:  newRefusalLimiter(opts.Logger),
-		adminUser: sha256.Sum256([]byte("admin")),
-		adminPass: sha256.Sum256([]byte(opts.AdminToken)),
+		m:               m,
+		log:             opts.Logger,
+		maxBody:         opts.MaxBodyBytes,
+		metrics:         opts.Metrics,
+		ready:           opts.Ready,
+		refusals:        newRefusalLimiter(opts.Logger),
+		adminUser:       sha256.Sum256([]byte("admin")),
+		adminPass:       sha256.Sum256([]byte(opts.AdminToken)),
+		metricsPass:     sha256.Sum256([]byte(opts.MetricsToken)),
+		hasMetricsToken: opts.MetricsToken != "",
 	}
 
 	gin.SetMode(gin.ReleaseMode)
@@ -84,12 +107,15 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.Use(bodyDeadline, s.accessLog, s.recovery)
+	r.Use(bodyDeadline, s.observeHTTP, s.accessLog, s.recovery)
 	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, "no such route") })
 	r.NoMethod(func(c *gin.Context) { abortError(c, http.StatusMethodNotAllowed, "method not allowed") })
 
+	r.GET("/livez", livez)
+	r.GET("/readyz", s.readyz)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/metrics", s.admin, s.serveMetrics)
+	r.GET("/metrics", s.scraper, gin.WrapH(s.metrics.Handler(opts.Logger)))
+	r.GET("/openapi.json", serveOpenAPI)
 
 	r.GET("/node", s.admin, s.listNodes)
 	r.GET("/node/:node_id", s.admin, s.nodeStatus)
@@ -97,6 +123,7 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.DELETE("/node/:node_id", s.admin, s.deleteNode)
 	r.POST("/node/:node_id/token", s.admin, s.newToken)
 	r.DELETE("/node/:node_id/token", s.admin, s.revokeToken)
+	r.GET("/node/:node_id/console_log", s.admin, s.consoleLog)
 
 	r.GET("/node/:node_id/console", s.console)
 	r.POST("/node/:node_id/power_cycle", s.powerCycle)

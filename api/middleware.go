@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,10 +39,12 @@ func (s *server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()
-	s.metrics.countRequest(status)
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelWarn
+	case quietRoutes[c.FullPath()]:
+		level = slog.LevelDebug // probes and scrapes come every few seconds
 	}
 	if status >= 400 && !authenticated(c) && !s.refusals.allow(time.Now()) {
 		return // counted for the limiter's summary line
@@ -85,48 +85,4 @@ func (s *server) recovery(c *gin.Context) {
 		abortError(c, http.StatusInternalServerError, "internal server error")
 	}()
 	c.Next()
-}
-
-// metrics counts requests by status code.
-type metrics struct {
-	mu       sync.Mutex
-	requests map[int]int64
-}
-
-func newMetrics() *metrics { return &metrics{requests: make(map[int]int64)} }
-
-func (m *metrics) countRequest(status int) {
-	m.mu.Lock()
-	m.requests[status]++
-	m.mu.Unlock()
-}
-
-// serveMetrics writes the counters in the Prometheus text format.
-func (s *server) serveMetrics(c *gin.Context) {
-	st := s.m.Stats()
-	var b strings.Builder
-	gauge := func(name, help string, v int64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	counter := func(name, help string, v int64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
-	gauge("obmd_nodes", "Registered nodes.", int64(st.Nodes))
-	gauge("obmd_console_viewers", "Connected console viewers.", st.Viewers)
-	counter("obmd_console_bytes_total", "Console bytes read from BMCs.", st.ConsoleBytes)
-	counter("obmd_console_dropped_bytes_total", "Console bytes lost to viewers too slow to keep up.", st.DroppedBytes)
-	counter("obmd_console_reconnects_total", "Console streams reopened after they ended.", st.ConsoleReconnects)
-
-	s.metrics.mu.Lock()
-	codes := make([]int, 0, len(s.metrics.requests))
-	for code := range s.metrics.requests {
-		codes = append(codes, code)
-	}
-	sort.Ints(codes)
-	fmt.Fprintf(&b, "# HELP obmd_http_requests_total HTTP requests by status code.\n# TYPE obmd_http_requests_total counter\n")
-	for _, code := range codes {
-		fmt.Fprintf(&b, "obmd_http_requests_total{code=\"%d\"} %d\n", code, s.metrics.requests[code])
-	}
-	s.metrics.mu.Unlock()
-	c.Data(http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", []byte(b.String()))
 }

@@ -65,6 +65,10 @@ type DriverInfo interface {
 type DriverEnv struct {
 	NodeID string
 	Logger *slog.Logger // already carries the node id attribute
+	// Counters is where the driver counts dials and SOL takeovers for the
+	// daemon's metrics; nil outside a Manager (DriverCounters' methods
+	// accept a nil receiver).
+	Counters *DriverCounters
 }
 
 // DriverType describes one kind of driver, such as "mock" or "ipmi".

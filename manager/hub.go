@@ -63,6 +63,11 @@ type HubConfig struct {
 	// 64 KiB): it bounds ?replay=N and how far a viewer may fall behind
 	// before it loses bytes.
 	Scrollback int
+	// KeepOpen keeps the console open whether or not anyone watches (for
+	// console logs): it opens when the hub starts, never lingers to a
+	// close, and is reopened after any failure, viewers or not (with a
+	// longer backoff while nobody watches).
+	KeepOpen bool
 }
 
 func (c HubConfig) withDefaults() HubConfig {
@@ -103,6 +108,24 @@ func nextBackoff(d time.Duration) time.Duration {
 	return min(2*d, backoffMax)
 }
 
+// idleBackoffMax caps the reopen backoff of a kept-open console nobody
+// watches: a BMC that refuses obmd's password must not see a login every
+// 2 s (many lock the user out after a few failures), and a viewer who
+// arrives cuts the wait short.
+const idleBackoffMax = 30 * time.Second
+
+// nextBackoffLocked is nextBackoff, with idleBackoffMax while a kept-open
+// console has no viewer; h.mu is held.
+func (h *hub) nextBackoffLocked(d time.Duration) time.Duration {
+	if !h.cfg.KeepOpen || len(h.viewers) > 0 {
+		return nextBackoff(d)
+	}
+	if d < backoffMin {
+		return backoffMin
+	}
+	return min(2*d, idleBackoffMax)
+}
+
 // readChunk is the reader's buffer: SOL delivers at most a few hundred
 // bytes per packet, so larger buffers would only cost memory per node.
 const readChunk = 4 << 10
@@ -120,7 +143,10 @@ type consoleStats struct {
 	viewers    atomic.Int64
 	bytes      atomic.Int64 // read from drivers
 	dropped    atomic.Int64 // skipped by viewers the writer overtook
+	viewerGaps atomic.Int64 // drop markers, one per skip
 	reconnects atomic.Int64
+	lost       atomic.Int64 // streams that ended while wanted
+	gapNanos   atomic.Int64 // time without output, from loss to reopen
 }
 
 // hub fans one node's console out to its viewers.
@@ -153,6 +179,24 @@ type hub struct {
 	ring    consoleRing // no buffer (and no bytes) until the console first opens
 	wake    chan struct{}
 	waiting atomic.Bool
+
+	// recorder, if set, gets every byte the ring gets and the tenancy
+	// boundaries, in order, under mu (the node's console log).
+	recorder consoleRecorder
+	// With KeepOpen: retry restarts the console after a failed first open
+	// (openBackoff later); poke cuts a reopen's backoff short when a
+	// viewer arrives. Guarded by mu.
+	retry       *time.Timer
+	openBackoff time.Duration
+	poke        chan struct{}
+}
+
+// consoleRecorder receives a node's console output and its tenancy
+// boundaries in order. The hub calls it with its lock held, from the
+// reader goroutine: it must never block (see consolelog.go).
+type consoleRecorder interface {
+	record(p []byte, at time.Time)
+	newTenancy(at time.Time)
 }
 
 // consoleSession is one lifetime of the node's console: from the first
@@ -175,7 +219,26 @@ func newHub(cfg HubConfig, open func(context.Context) (io.ReadCloser, error), lo
 		stats:   stats,
 		viewers: make(map[*Viewer]struct{}),
 		wake:    make(chan struct{}),
+		poke:    make(chan struct{}, 1),
 	}
+}
+
+// keepOpen starts a KeepOpen hub's console (nothing if it runs already).
+func (h *hub) keepOpen() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.KeepOpen && h.closed == nil && h.sess == nil {
+		h.startSessionLocked()
+	}
+}
+
+// startSessionLocked starts a console session; h.mu is held.
+func (h *hub) startSessionLocked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &consoleSession{ctx: ctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{})}
+	prev := h.lastDone
+	h.sess, h.lastDone = s, s.done
+	go h.run(s, prev)
 }
 
 // join adds a viewer whose cursor starts up to replay bytes back in the
@@ -200,11 +263,12 @@ func (h *hub) join(replay int) (*Viewer, *consoleSession, error) {
 		h.linger = nil
 	}
 	if h.sess == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		s := &consoleSession{ctx: ctx, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{})}
-		prev := h.lastDone
-		h.sess, h.lastDone = s, s.done
-		go h.run(s, prev)
+		h.startSessionLocked()
+	} else if len(h.viewers) == 1 {
+		select {
+		case h.poke <- struct{}{}: // a reopen waiting out an idle backoff tries now
+		default:
+		}
 	}
 	return v, h.sess, nil
 }
@@ -237,7 +301,7 @@ func (h *hub) detach(v *Viewer) {
 }
 
 func (h *hub) maybeLingerLocked() {
-	if len(h.viewers) > 0 || h.sess == nil || h.linger != nil || h.closed != nil {
+	if h.cfg.KeepOpen || len(h.viewers) > 0 || h.sess == nil || h.linger != nil || h.closed != nil {
 		return
 	}
 	s := h.sess
@@ -275,7 +339,10 @@ func (h *hub) newTenancy(reason error) {
 	// Bytes reach the ring only under h.mu, so head is the boundary: what
 	// the reader appends from now on belongs to the new tenancy.
 	h.tenancyFrom = h.ring.head
-	if s := h.sess; s != nil && len(h.viewers) == 0 {
+	if h.recorder != nil {
+		h.recorder.newTenancy(time.Now())
+	}
+	if s := h.sess; s != nil && len(h.viewers) == 0 && !h.cfg.KeepOpen {
 		select {
 		case <-s.ready:
 		default:
@@ -318,6 +385,10 @@ func (h *hub) close(ctx context.Context, reason error) error {
 	if h.linger != nil {
 		h.linger.Stop()
 		h.linger = nil
+	}
+	if h.retry != nil {
+		h.retry.Stop()
+		h.retry = nil
 	}
 	h.stopSessionLocked()
 	done := h.lastDone
@@ -375,11 +446,15 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		if h.sess == s {
 			h.sess = nil
 			h.kickLocked(err)
+			if retryable(err) {
+				h.retryLocked()
+			}
 		}
 		h.mu.Unlock()
 		h.log.Warn("console open failed", "err", err)
 		return
 	}
+	h.openBackoff = 0
 	s.rc = &onceCloser{rc: rc}
 	if h.ring.buf == nil {
 		// The first open: from now on the node keeps its scrollback, across
@@ -410,14 +485,15 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 			return
 		}
 		h.log.Warn("console stream ended; reopening", "err", err)
+		h.stats.lost.Add(1)
 		h.mu.Lock()
 		h.reconnecting = true
-		h.mu.Unlock()
 		if time.Since(openedAt) >= stableAfter {
 			backoff = 0
 		} else {
-			backoff = nextBackoff(backoff)
+			backoff = h.nextBackoffLocked(backoff)
 		}
+		h.mu.Unlock()
 		cur, backoff = h.reopen(s, backoff)
 		if cur == nil {
 			return
@@ -436,13 +512,15 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
+			case <-h.poke:
+				t.Stop()
 			case <-s.ctx.Done():
 				t.Stop()
 				return nil, backoff
 			}
 		}
 		h.mu.Lock()
-		if h.sess == s && len(h.viewers) == 0 {
+		if h.sess == s && len(h.viewers) == 0 && !h.cfg.KeepOpen {
 			h.stopSessionLocked() // nobody is watching: do not reconnect
 		}
 		h.mu.Unlock()
@@ -454,7 +532,9 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 			if s.ctx.Err() != nil {
 				return nil, backoff
 			}
-			backoff = nextBackoff(backoff)
+			h.mu.Lock()
+			backoff = h.nextBackoffLocked(backoff)
+			h.mu.Unlock()
 			h.log.Warn("console reopen failed", "err", err, "retry_in", backoff)
 			continue
 		}
@@ -472,9 +552,37 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		h.lastReconnect = time.Now().UTC()
 		h.mu.Unlock()
 		h.stats.reconnects.Add(1)
+		h.stats.gapNanos.Add(int64(gap))
 		h.log.Info("console reopened", "gap", gap)
 		return s.rc, backoff
 	}
+}
+
+// retryable reports whether a console that failed to open may open on a
+// later try: not when the driver cannot open one at all (a node type
+// without a console, a stored node without a working driver).
+func retryable(err error) bool {
+	return !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrInternal) &&
+		!errors.Is(err, ErrInvalid) && !errors.Is(err, ErrNotFound)
+}
+
+// retryLocked schedules a KeepOpen hub's next attempt after its console
+// failed to open; h.mu is held. A viewer who joins meanwhile starts one at
+// once (join), and the timer then finds the session running.
+func (h *hub) retryLocked() {
+	if !h.cfg.KeepOpen || h.closed != nil {
+		return
+	}
+	h.openBackoff = h.nextBackoffLocked(h.openBackoff)
+	if h.retry != nil {
+		h.retry.Stop()
+	}
+	h.retry = time.AfterFunc(h.openBackoff, func() {
+		h.mu.Lock()
+		h.retry = nil
+		h.mu.Unlock()
+		h.keepOpen()
+	})
 }
 
 // append adds a chunk read by session s to the ring.
@@ -493,6 +601,9 @@ func (h *hub) append(s *consoleSession, p []byte) {
 // It never waits for a viewer: only for viewers copying out of the ring,
 // which they do without blocking. Callers hold h.mu.
 func (h *hub) appendLocked(p []byte) {
+	if h.recorder != nil {
+		h.recorder.record(p, time.Now())
+	}
 	var woken chan struct{}
 	h.ringMu.Lock()
 	h.ring.write(p)
@@ -544,6 +655,7 @@ func (v *Viewer) readNow(p []byte) (int, <-chan struct{}, error) {
 	h.ringMu.RUnlock()
 	if skipped > 0 {
 		h.stats.dropped.Add(int64(skipped))
+		h.stats.viewerGaps.Add(1)
 	}
 	return n, wake, nil
 }

@@ -133,8 +133,8 @@ func TestHubSlowViewer(t *testing.T) {
 	if got := readExactly(t, stalled, len(want)); !bytes.Equal(got, want) {
 		t.Fatalf("stalled viewer read %q..., want the marker %q then the last %d bytes", got[:min(len(got), len(marker))], marker, ring)
 	}
-	if stats.dropped.Load() != 9216 {
-		t.Errorf("dropped counter = %d, want 9216", stats.dropped.Load())
+	if stats.dropped.Load() != 9216 || stats.viewerGaps.Load() != 1 {
+		t.Errorf("dropped counter = %d in %d gaps, want 9216 in 1", stats.dropped.Load(), stats.viewerGaps.Load())
 	}
 }
 
@@ -201,13 +201,14 @@ func TestHubReconnect(t *testing.T) {
 		uptime   time.Duration // how long the first stream runs
 		openErrs []error       // for the opens after the first
 		marker   string
+		gap      time.Duration
 	}{
 		{"stable stream reopens at once", 11 * time.Second, nil,
-			"\r\n[obmd: console reconnected after 0s]\r\n"},
+			"\r\n[obmd: console reconnected after 0s]\r\n", 0},
 		{"quick loss waits 100ms", time.Second, nil,
-			"\r\n[obmd: console reconnected after 100ms]\r\n"},
+			"\r\n[obmd: console reconnected after 100ms]\r\n", 100 * time.Millisecond},
 		{"failed reopen backs off", time.Second, []error{errScripted},
-			"\r\n[obmd: console reconnected after 300ms]\r\n"},
+			"\r\n[obmd: console reconnected after 300ms]\r\n", 300 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,8 +231,11 @@ func TestHubReconnect(t *testing.T) {
 				if string(got) != want {
 					t.Fatalf("viewer read %q, want %q", got, want)
 				}
-				if stats.reconnects.Load() != 1 {
-					t.Errorf("reconnects = %d, want 1", stats.reconnects.Load())
+				if stats.reconnects.Load() != 1 || stats.lost.Load() != 1 {
+					t.Errorf("reconnects = %d after %d streams lost, want 1 and 1", stats.reconnects.Load(), stats.lost.Load())
+				}
+				if gap := time.Duration(stats.gapNanos.Load()); gap != tc.gap {
+					t.Errorf("gap counted = %v, want %v", gap, tc.gap)
 				}
 				h.close(context.Background(), ErrShuttingDown)
 			})

@@ -53,6 +53,9 @@ func (d *ipmiDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
 	}
 	if n := con.Activation().TakeOvers; n > 0 {
 		d.log.Info("took over a stale SOL activation", "takeovers", n)
+		if d.counters != nil {
+			d.counters.SOLTakeovers.Add(int64(n))
+		}
 	}
 	ic := &ipmiConsole{d: d, con: con, client: c}
 	d.mu.Lock()

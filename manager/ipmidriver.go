@@ -180,6 +180,7 @@ func newIPMIDriver(info IPMIInfo, env DriverEnv, cfg IPMIDriverConfig) (*ipmiDri
 		log:      log.With("bmc", info.Addr),
 		profile:  rmcpplus.NewProfile(),
 		dialBMC:  bmc.Dial,
+		counters: env.Counters,
 		consoles: make(map[*ipmiConsole]struct{}),
 	}
 	d.pool = &sessionPool{
@@ -206,6 +207,8 @@ type ipmiDriver struct {
 	// handshakes through it.
 	dialBMC func(ctx context.Context, cfg bmc.Config) (*bmc.Client, error)
 
+	counters *DriverCounters
+
 	mu       sync.Mutex
 	consoles map[*ipmiConsole]struct{} // open consoles
 	closed   bool
@@ -229,6 +232,7 @@ func (d *ipmiDriver) bmcConfig() bmc.Config {
 
 func (d *ipmiDriver) dial(ctx context.Context) (*bmc.Client, error) {
 	c, err := d.dialBMC(ctx, d.bmcConfig())
+	d.counters.CountDial(dialResult(err))
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +244,22 @@ func (d *ipmiDriver) dial(ctx context.Context) (*bmc.Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// dialResult sorts a dial's error for the metrics.
+func dialResult(err error) DialResult {
+	var te interface{ Timeout() bool }
+	switch {
+	case err == nil:
+		return DialOK
+	case errors.Is(err, context.Canceled):
+		return DialCanceled
+	case errors.Is(err, bmc.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
+		return DialTimeout
+	case errors.Is(err, bmc.ErrWrongPassword), errors.Is(err, bmc.ErrUnknownUser):
+		return DialAuth
+	}
+	return DialError
 }
 
 // classify gives an error from bmc, sol or rmcpplus its manager kind: no

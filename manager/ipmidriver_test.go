@@ -712,6 +712,8 @@ func TestIPMIDriverConsoleTakesOverStalePayload(t *testing.T) {
 	}
 
 	d, _ := newTestIPMIDriver(t, n.addr, 17, fastIPMIConfig())
+	counters := &DriverCounters{}
+	d.counters = counters
 	rc, err := d.OpenConsole(ctx)
 	if err != nil {
 		t.Fatalf("OpenConsole over a stale activation: %v", err)
@@ -719,6 +721,9 @@ func TestIPMIDriverConsoleTakesOverStalePayload(t *testing.T) {
 	defer rc.Close()
 	if got := rc.(*ipmiConsole).con.Activation().TakeOvers; got != 1 {
 		t.Errorf("%d takeovers, want 1", got)
+	}
+	if got, dials := counters.SOLTakeovers.Load(), counters.Dials(); got != 1 || dials["ok"] != 1 {
+		t.Errorf("counted %d takeovers and dials %v, want 1 takeover and 1 ok dial", got, dials)
 	}
 	newCounterConsole(rc).lines(t, 10, 10*time.Second)
 }

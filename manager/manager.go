@@ -33,6 +33,21 @@ type NodeStore interface {
 	Nodes() ([]store.NodeRecord, error)
 }
 
+// StoreChecker is implemented by a NodeStore that can tell whether it is
+// open and accepts writes (for the daemon's readiness probe).
+type StoreChecker interface {
+	Check(ctx context.Context) error
+}
+
+// CheckStore reports whether the store is open and writable: nil when it
+// is, or when the store cannot tell.
+func (m *Manager) CheckStore(ctx context.Context) error {
+	if c, ok := m.cfg.Store.(StoreChecker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // Config configures a Manager. Zero values take the defaults.
 type Config struct {
 	Store   NodeStore // required
@@ -47,6 +62,12 @@ type Config struct {
 	// ipmi driver's 30 s grace before forcing the node off fits).
 	SoftCycleTimeout time.Duration
 	Console          HubConfig
+	// Observe, if set, is told of every BMC operation and console open
+	// (for latency metrics).
+	Observe OperationObserver
+	// ConsoleLog, if set, keeps every node's console open and writes it to
+	// files (consolelog.go).
+	ConsoleLog *ConsoleLogConfig
 }
 
 // DefaultOpTimeout is the default Config.OpTimeout.
@@ -61,9 +82,11 @@ const MaxNodeIDLen = 256
 // Manager is the node registry: drivers, tokens, per-node serialisation
 // and console hubs. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	stats consoleStats
+	cfg     Config
+	log     *slog.Logger
+	stats   consoleStats
+	drivers DriverCounters // DriverEnv.Counters of every node
+	clogs   *consoleLogs   // nil without Config.ConsoleLog
 
 	// adminMu serialises registrations, deletions and token changes, each of
 	// which ends in a synchronous store write. BMC operations never take it.
@@ -85,6 +108,7 @@ type node struct {
 	driver Driver
 	log    *slog.Logger
 	hub    *hub
+	clog   *nodeLog // nil without console logs
 	// sem holds one token while a BMC operation runs: operations on one node
 	// are serialised, operations on different nodes are independent.
 	sem chan struct{}
@@ -124,6 +148,16 @@ func New(cfg Config) (*Manager, error) {
 		cfg.SoftCycleTimeout = max(DefaultSoftCycleTimeout, cfg.OpTimeout)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
+	if cfg.ConsoleLog != nil {
+		// Logged consoles are kept open: output printed while nobody
+		// watches is what an operator reads the log for.
+		m.cfg.Console.KeepOpen = true
+		clogs, err := newConsoleLogs(*cfg.ConsoleLog, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("manager: %w", err)
+		}
+		m.clogs = clogs
+	}
 	m.absent = &node{id: "", sem: make(chan struct{}, 1), gone: make(chan struct{})}
 	if _, err := rand.Read(m.absent.tokenHash[:]); err != nil {
 		return nil, fmt.Errorf("manager: reading random bytes: %w", err)
@@ -138,6 +172,9 @@ func New(cfg Config) (*Manager, error) {
 		m.nodes[rec.ID] = n
 	}
 	m.log.Info("nodes loaded", "count", len(recs))
+	for _, n := range m.nodes {
+		n.hub.keepOpen()
+	}
 	return m, nil
 }
 
@@ -156,7 +193,7 @@ func (m *Manager) loadNode(rec store.NodeRecord) *node {
 		if t.New == nil {
 			return nil, unavailableType(rec.Type)
 		}
-		return t.New(info, DriverEnv{NodeID: rec.ID, Logger: log})
+		return t.New(info, DriverEnv{NodeID: rec.ID, Logger: log, Counters: &m.drivers})
 	}()
 	if err != nil {
 		log.Warn("stored node has no working driver; its operations will fail until it is re-registered",
@@ -182,15 +219,21 @@ func unavailableType(typ string) error {
 func (m *Manager) newNode(id, typ string, info DriverInfo, drv Driver, log *slog.Logger) *node {
 	n := &node{id: id, typ: typ, info: info, driver: drv, log: log, sem: make(chan struct{}, 1), gone: make(chan struct{}), shutdownDone: make(chan struct{})}
 	open := func(ctx context.Context) (io.ReadCloser, error) {
+		start := time.Now()
 		rc, err := doOp(ctx, n, m.cfg.OpTimeout, "open console", func(ctx context.Context) (io.ReadCloser, error) {
 			return n.driver.OpenConsole(ctx)
 		}, func(rc io.ReadCloser) { rc.Close() })
 		if err != nil && ctx.Err() == nil {
 			n.noteError("open console", err)
 		}
+		m.observe("open console", err, start)
 		return rc, err
 	}
 	n.hub = newHub(m.cfg.Console, open, log.With("component", "console"), &m.stats)
+	if m.clogs != nil {
+		n.clog = m.clogs.node(id)
+		n.hub.recorder = n.clog
+	}
 	return n
 }
 
@@ -254,7 +297,7 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 		return unavailableType(typ)
 	}
 	log := m.log.With("node", id)
-	drv, err := t.New(parsed, DriverEnv{NodeID: id, Logger: log})
+	drv, err := t.New(parsed, DriverEnv{NodeID: id, Logger: log, Counters: &m.drivers})
 	if err != nil {
 		if hasKind(err) {
 			return err
@@ -277,6 +320,7 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 	m.nodes[id] = n
 	m.mu.Unlock()
 	log.Info("node registered", "type", typ, "info", parsed)
+	n.hub.keepOpen()
 	return nil
 }
 
@@ -347,6 +391,9 @@ func (n *node) shutdown(ctx context.Context, reason error) error {
 			n.sem <- struct{}{} // no operation in flight, and none will start
 			if err := n.driver.Close(); err != nil {
 				errs = multierror.Append(errs, fmt.Errorf("node %q: closing driver: %w", n.id, err))
+			}
+			if n.clog != nil {
+				n.clog.close() // after the hub: nothing more to record
 			}
 			n.shutdownErr = errs
 		}()
@@ -472,12 +519,14 @@ func (a *Access) do(ctx context.Context, op string, f func(ctx context.Context, 
 }
 
 func (a *Access) doWithin(ctx context.Context, timeout time.Duration, op string, f func(ctx context.Context, d Driver) error) error {
+	start := time.Now()
 	_, err := doOp(ctx, a.n, timeout, op, func(ctx context.Context) (struct{}, error) {
 		if err := a.current(); err != nil {
 			return struct{}{}, err
 		}
 		return struct{}{}, f(ctx, a.n.driver)
 	}, nil)
+	a.m.observe(op, err, start)
 	if err != nil {
 		a.n.log.Warn("operation failed", "op", op, "err", err)
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrUnauthorized) {
@@ -646,6 +695,20 @@ type Stats struct {
 	ConsoleBytes      int64 // read from drivers
 	DroppedBytes      int64 // skipped by viewers too slow to keep up
 	ConsoleReconnects int64
+	// ConsoleStreamsLost counts console streams that ended while the
+	// console was wanted (BMC reset, session lost), each followed by
+	// reopening; ConsoleGap is the output time lost to them, summed over
+	// the reopens that succeeded.
+	ConsoleStreamsLost int64
+	ConsoleGap         time.Duration
+	// ViewerGaps counts the times a viewer fell so far behind that it
+	// skipped ahead (a drop marker in its stream).
+	ViewerGaps int64
+	// Dials counts BMC session dials by result (DialResult names).
+	Dials        map[string]int64
+	SOLTakeovers int64
+	// ConsoleLog is zero without console logs.
+	ConsoleLog ConsoleLogStats
 }
 
 // Stats returns the current counters.
@@ -659,7 +722,21 @@ func (m *Manager) Stats() Stats {
 		ConsoleBytes:      m.stats.bytes.Load(),
 		DroppedBytes:      m.stats.dropped.Load(),
 		ConsoleReconnects: m.stats.reconnects.Load(),
+
+		ConsoleStreamsLost: m.stats.lost.Load(),
+		ConsoleGap:         time.Duration(m.stats.gapNanos.Load()),
+		ViewerGaps:         m.stats.viewerGaps.Load(),
+		Dials:              m.drivers.Dials(),
+		SOLTakeovers:       m.drivers.SOLTakeovers.Load(),
+		ConsoleLog:         m.consoleLogStats(),
 	}
+}
+
+func (m *Manager) consoleLogStats() ConsoleLogStats {
+	if m.clogs == nil {
+		return ConsoleLogStats{}
+	}
+	return m.clogs.stats()
 }
 
 // NodeIDs lists the registered nodes, sorted.
@@ -705,6 +782,9 @@ func (m *Manager) Close(ctx context.Context) error {
 		wg.Go(func() { errs[i] = n.shutdown(ctx, ErrShuttingDown) })
 	}
 	wg.Wait()
+	if m.clogs != nil {
+		m.clogs.close()
+	}
 	var all *multierror.Error
 	for _, err := range errs {
 		if err != nil {
@@ -712,6 +792,19 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 	}
 	return all.ErrorOrNil()
+}
+
+// ConsoleLog returns a node's console log for one tenancy (0: the current
+// one), for the admin. Without console logs it is ErrUnsupported.
+func (m *Manager) ConsoleLog(id string, tenancy int) (*ConsoleLog, error) {
+	if m.clogs == nil {
+		return nil, UnsupportedError("console logs are off: set CONSOLE_LOG_DIR to keep them")
+	}
+	n := m.lookup(id)
+	if n == nil {
+		return nil, &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
+	}
+	return n.clog.read(tenancy)
 }
 
 // brokenDriver stands in for a stored node whose driver cannot be built.

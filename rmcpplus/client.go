@@ -191,6 +191,7 @@ type Session struct {
 	rejectedIntegrity atomic.Uint64
 	rejectedOversize  atomic.Uint64 // datagrams that filled the read buffer (readBufferSize)
 	badChecksums      atomic.Uint64 // responses accepted despite a wrong IPMI checksum ("nochecksumcheck")
+	counted           atomic.Bool   // in clientTotals.open (counters.go)
 
 	keepalive atomic.Pointer[time.Timer]
 	payloads  [64]atomic.Pointer[PayloadConn]
@@ -265,6 +266,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 		s.end(err)
 		return nil, err
 	}
+	s.countOpen()
 	s.startKeepalive()
 	s.log.Debug("rmcpplus session established", "suite", s.negotiated.Suite, "privilege", s.negotiated.Privilege)
 	return s, nil
@@ -477,6 +479,7 @@ func (s *Session) readLoop(conn net.PacketConn, main bool) {
 		}
 		if n >= len(buf) {
 			s.rejectedOversize.Add(1) // possibly cut short: never parse it
+			clientTotals.rejectedOversize.Add(1)
 			continue
 		}
 		plain = s.handleDatagram(&p, buf[:n], plain[:0])
@@ -526,11 +529,13 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	s.inMu.Unlock()
 	if !fresh {
 		s.rejectedSeq.Add(1)
+		clientTotals.rejectedSeq.Add(1)
 		return plain
 	}
 	payload, err := sec.keys.AppendOpen(plain, p)
 	if err != nil {
 		s.rejectedIntegrity.Add(1)
+		clientTotals.rejectedIntegrity.Add(1)
 		return plain
 	}
 	s.inMu.Lock()
@@ -538,6 +543,7 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	s.inMu.Unlock()
 	if !fresh {
 		s.rejectedSeq.Add(1)
+		clientTotals.rejectedSeq.Add(1)
 		return plain
 	}
 	s.lastRecv.Store(time.Now().UnixNano())
@@ -654,6 +660,7 @@ func (s *Session) end(err error) {
 	s.endOnce.Do(func() {
 		s.err = err
 		close(s.done)
+		s.uncount()
 		if t := s.keepalive.Load(); t != nil {
 			t.Stop()
 		}

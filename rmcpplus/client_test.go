@@ -445,6 +445,9 @@ func TestReplayRejected(t *testing.T) {
 	if n := s.rejectedSeq.Load(); n == 0 {
 		t.Fatal("client accepted duplicated answers")
 	}
+	if total := Counters().RejectedSequence; total < s.rejectedSeq.Load() {
+		t.Fatalf("process-wide sequence rejections %d, fewer than this session's %d", total, s.rejectedSeq.Load())
+	}
 }
 
 // A forged answer with a far-ahead sequence number fails the integrity
@@ -481,6 +484,9 @@ func TestForgedPacketRejected(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("forged packet not rejected by the integrity check (sequence rejections: %d)", s.rejectedSeq.Load())
 		}
+	}
+	if total := Counters().RejectedIntegrity; total < s.rejectedIntegrity.Load() {
+		t.Fatalf("process-wide integrity rejections %d, fewer than this session's %d", total, s.rejectedIntegrity.Load())
 	}
 	for i := range 3 {
 		if _, err := s.Do(ctx, ipmi.NetFnApp, ipmi.CmdGetDeviceID, nil); err != nil {

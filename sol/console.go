@@ -566,7 +566,9 @@ func (c *Console) tick() {
 		return
 	}
 	c.due = time.Time{}
+	before := c.e.Retransmissions()
 	o := c.e.Tick(time.Now())
+	consoleTotals.retransmits.Add(c.e.Retransmissions() - before)
 	c.apply(&o)
 }
 

@@ -316,6 +316,9 @@ func TestConsoleDetectsDeadBMC(t *testing.T) {
 		within  time.Duration
 		wantErr error
 		wantEv  Event
+		// wantResends: at least this many retransmissions counted in
+		// Counters() (process-wide, so only a lower bound).
+		wantResends uint64
 	}{
 		{
 			name: "quiet console: keepalive gets no answer",
@@ -338,9 +341,10 @@ func TestConsoleDetectsDeadBMC(t *testing.T) {
 				r.toBMC.dead.Store(true)
 				c.Write([]byte("hello?"))
 			},
-			within:  4 * 100 * time.Millisecond, // RetryInterval * (Retries+1)
-			wantErr: ErrPeerNotAnswering,
-			wantEv:  EventPeerNotAnswering,
+			within:      4 * 100 * time.Millisecond, // RetryInterval * (Retries+1)
+			wantErr:     ErrPeerNotAnswering,
+			wantEv:      EventPeerNotAnswering,
+			wantResends: 3,
 		},
 		{
 			name:    "session ends",
@@ -374,6 +378,7 @@ func TestConsoleDetectsDeadBMC(t *testing.T) {
 				}
 				defer c.Close()
 				time.Sleep(10 * time.Millisecond) // the initial empty packet and its ACK
+				resendsBefore := Counters().Retransmits
 				start := time.Now()
 				tc.act(r, c)
 				_, err = c.Read(make([]byte, 10))
@@ -386,6 +391,9 @@ func TestConsoleDetectsDeadBMC(t *testing.T) {
 				}
 				if evs := drainEvents(c); !slices.Contains(evs, tc.wantEv) {
 					t.Fatalf("events %v, want %v", evs, tc.wantEv)
+				}
+				if n := Counters().Retransmits - resendsBefore; n < tc.wantResends {
+					t.Fatalf("%d retransmissions counted, want at least %d", n, tc.wantResends)
 				}
 			})
 		})

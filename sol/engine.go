@@ -139,9 +139,10 @@ type Engine struct {
 	outData    []byte
 	outOps     Op // one-shot operations carried by the outstanding packet
 	outDue     time.Time
-	outSends   int  // transmissions of the outstanding packet so far
-	silent     bool // EventPeerNotAnswering reported for the outstanding packet
-	paused     bool // the peer NACKed pausedSeq: wait for its ACK or pauseUntil
+	outSends   int    // transmissions of the outstanding packet so far
+	resends    uint64 // retransmissions over the Engine's life
+	silent     bool   // EventPeerNotAnswering reported for the outstanding packet
+	paused     bool   // the peer NACKed pausedSeq: wait for its ACK or pauseUntil
 	pausedSeq  uint8
 	pauseUntil time.Time
 	signal     bool // a data packet carrying pendingOps is due (it may be empty)
@@ -219,6 +220,10 @@ func (e *Engine) Pending() int { return e.queue.len() + len(e.outData) }
 
 // Buffered is the number of bytes delivered and not yet consumed.
 func (e *Engine) Buffered() int { return e.buffered }
+
+// Retransmissions is how many times Tick has resent an unacknowledged
+// data packet over the Engine's life.
+func (e *Engine) Retransmissions() uint64 { return e.resends }
 
 // Closed reports whether Close was called.
 func (e *Engine) Closed() bool { return e.closed }
@@ -333,6 +338,7 @@ func (e *Engine) Tick(now time.Time) Output {
 			e.silent = true
 			o.Events = append(o.Events, EventPeerNotAnswering)
 		}
+		e.resends++
 		e.transmit(now, &o)
 	}
 	if e.paused && !now.Before(e.pauseUntil) {

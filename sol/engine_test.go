@@ -163,6 +163,9 @@ func TestEngineRetransmitThenPeerNotAnswering(t *testing.T) {
 		t.Fatalf("deadline %v after everything was acked, want none", o.Deadline)
 	}
 	expectSend(t, "idle tick", e.Tick(at(1000)))
+	if n := e.Retransmissions(); n != 4 {
+		t.Fatalf("Retransmissions() = %d, want 4 (at 100, 200, 300 and 400 ms)", n)
+	}
 }
 
 func TestEnginePeerNotAnsweringResetsAfterAnswer(t *testing.T) {

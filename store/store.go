@@ -10,6 +10,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -61,6 +64,9 @@ const (
 // Store is a Badger database of nodes. It is safe for concurrent use.
 type Store struct {
 	db *badger.DB
+
+	probeMu   sync.Mutex
+	lastProbe time.Time // last successful write probe (Check)
 }
 
 // Open opens (creating it if missing) the Badger directory at path, or an
@@ -154,6 +160,41 @@ func RestrictPermissions(path string) (int, error) {
 		}
 	}
 	return changed, nil
+}
+
+// probeKey is written by Check; it is outside nodePrefix, so Nodes never
+// sees it.
+const probeKey = "health/probe"
+
+// probeEvery bounds how often Check writes (each write is synced to disk):
+// a readiness probe that anyone may call must not turn into an fsync per
+// request.
+const probeEvery = time.Second
+
+// Check reports whether the database is open and accepts a synced write,
+// for the daemon's readiness probe. An open database is probed with a
+// write at most once per probeEvery; in between, the last success stands.
+func (s *Store) Check(ctx context.Context) error {
+	if s.db.IsClosed() {
+		return errors.New("the database is closed")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	now := time.Now()
+	if !s.lastProbe.IsZero() && now.Sub(s.lastProbe) < probeEvery {
+		return nil
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(probeKey), now.UTC().AppendFormat(nil, time.RFC3339Nano))
+	})
+	if err != nil {
+		return fmt.Errorf("the database does not accept writes: %w", err)
+	}
+	s.lastProbe = now
+	return nil
 }
 
 // Close flushes and closes the database.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -168,5 +169,29 @@ func TestOpenRejectsEmptyPath(t *testing.T) {
 	t.Parallel()
 	if _, err := Open("", nil); err == nil {
 		t.Fatal("Open(\"\") succeeded")
+	}
+}
+
+// Check: an open store accepts the probe write (which never shows up as a
+// node); a closed one is reported as such.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{InMemory, filepath.Join(t.TempDir(), "db")} {
+		s := openT(t, path)
+		if err := s.Check(context.Background()); err != nil {
+			t.Fatalf("%s: Check on an open store: %v", path, err)
+		}
+		if err := s.Check(context.Background()); err != nil {
+			t.Fatalf("%s: second Check: %v", path, err)
+		}
+		if nodes, err := s.Nodes(); err != nil || len(nodes) != 0 {
+			t.Fatalf("%s: Nodes after probes = %v, %v; want none", path, nodes, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("%s: Check on a closed store = %v, want an error saying it is closed", path, err)
+		}
 	}
 }

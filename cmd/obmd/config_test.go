@@ -2,12 +2,39 @@ package main
 
 import (
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
 const goodToken = "0123456789abcdef0123456789abcdef"
+
+// otherToken is a second valid token (METRICS_TOKEN in tests).
+const otherToken = "fedcba9876543210fedcba9876543210"
+
+// writeSecretFiles writes token files for the *_FILE cases: good (a token
+// and a newline, as echo writes it), empty, huge, and a missing one.
+func writeSecretFiles(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	files := map[string]string{
+		"admin":   goodToken + "\n",
+		"metrics": "  " + otherToken + "\n",
+		"empty":   "\n",
+		"huge":    strings.Repeat("a", 5000),
+	}
+	out := map[string]string{"missing": filepath.Join(dir, "missing")}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = p
+	}
+	return out
+}
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -19,6 +46,7 @@ func goodEnv() map[string]string {
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
+	secretFiles := writeSecretFiles(t)
 	cases := []struct {
 		name  string
 		env   map[string]string
@@ -64,12 +92,47 @@ func TestLoadConfig(t *testing.T) {
 					t.Errorf("linger %v maps to %v", c.ConsoleLinger, lingerSetting(c.ConsoleLinger))
 				}
 			}},
+		{"defaults of the service settings", goodEnv(), nil, func(t *testing.T, c config) {
+			if c.LogLevel != slog.LevelInfo || c.MetricsToken != "" || c.MetricsAddr != "" {
+				t.Errorf("got %+v", c)
+			}
+		}},
+		{"tokens from files", map[string]string{"LISTEN_ADDR": "127.0.0.1:1", "DB_PATH": "x",
+			"ADMIN_TOKEN_FILE": secretFiles["admin"], "METRICS_TOKEN_FILE": secretFiles["metrics"]},
+			nil, func(t *testing.T, c config) {
+				if c.AdminToken != goodToken || c.MetricsToken != otherToken {
+					t.Errorf("tokens read from files: %q, %q", c.AdminToken, c.MetricsToken)
+				}
+			}},
+		{"log level and metrics settings", with(goodEnv(), map[string]string{"LOG_LEVEL": "DEBUG", "METRICS_TOKEN": otherToken, "METRICS_ADDR": ":9101"}),
+			nil, func(t *testing.T, c config) {
+				if c.LogLevel != slog.LevelDebug || c.MetricsToken != otherToken || c.MetricsAddr != "127.0.0.1:9101" {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{"metrics on all interfaces with INSECURE", with(goodEnv(), map[string]string{"METRICS_ADDR": "0.0.0.0:9101", "INSECURE": "true"}),
+			nil, func(t *testing.T, c config) {
+				if c.MetricsAddr != "0.0.0.0:9101" {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{"console logs", with(goodEnv(), map[string]string{"CONSOLE_LOG_DIR": "/var/log/obmd", "CONSOLE_LOG_MAX_BYTES": "65536", "CONSOLE_LOG_KEEP": "9"}),
+			nil, func(t *testing.T, c config) {
+				if c.ConsoleLogDir != "/var/log/obmd" || c.ConsoleLogMaxBytes != 65536 || c.ConsoleLogKeep != 9 {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{"log level warn by flag", goodEnv(), []string{"-log-level", "warn"}, func(t *testing.T, c config) {
+			if c.LogLevel != slog.LevelWarn {
+				t.Errorf("got %v", c.LogLevel)
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, gen, err := loadConfig(tc.args, envOf(tc.env), io.Discard)
-			if err != nil || gen {
-				t.Fatalf("loadConfig: %v (gen-token %t)", err, gen)
+			c, action, err := loadConfig(tc.args, envOf(tc.env), io.Discard)
+			if err != nil || action != "" {
+				t.Fatalf("loadConfig: %v (action %q)", err, action)
 			}
 			tc.check(t, c)
 		})
@@ -78,19 +141,26 @@ func TestLoadConfig(t *testing.T) {
 
 // TestConfigErrors: every problem is reported, one line each, naming the
 // variable.
+// with returns env with changes applied; an empty value removes a variable.
+func with(env map[string]string, changes map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	for k, v := range changes {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	with := func(changes map[string]string) map[string]string {
-		env := goodEnv()
-		for k, v := range changes {
-			if v == "" {
-				delete(env, k)
-			} else {
-				env[k] = v
-			}
-		}
-		return env
-	}
+	secretFiles := writeSecretFiles(t)
+	with := func(changes map[string]string) map[string]string { return with(goodEnv(), changes) }
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -113,6 +183,20 @@ func TestConfigErrors(t *testing.T) {
 		{"postgres", with(map[string]string{"DB_TYPE": "postgres"}), []string{"DB_TYPE \"postgres\" is not supported"}},
 		{"bad timeout", with(map[string]string{"OP_TIMEOUT": "-1s"}), []string{"OP_TIMEOUT \"-1s\""}},
 		{"bad log format", with(map[string]string{"LOG_FORMAT": "xml"}), []string{"LOG_FORMAT \"xml\""}},
+		{"bad log level", with(map[string]string{"LOG_LEVEL": "verbose"}), []string{"LOG_LEVEL \"verbose\" is not debug, info, warn or error"}},
+		{"token and token file", with(map[string]string{"ADMIN_TOKEN_FILE": secretFiles["admin"]}), []string{"ADMIN_TOKEN and ADMIN_TOKEN_FILE are both set; set one"}},
+		{"missing token file", with(map[string]string{"ADMIN_TOKEN": "", "ADMIN_TOKEN_FILE": secretFiles["missing"]}), []string{"ADMIN_TOKEN_FILE: open " + secretFiles["missing"]}},
+		{"empty token file", with(map[string]string{"ADMIN_TOKEN": "", "ADMIN_TOKEN_FILE": secretFiles["empty"]}), []string{"ADMIN_TOKEN_FILE " + secretFiles["empty"] + " is empty"}},
+		{"huge token file", with(map[string]string{"METRICS_TOKEN_FILE": secretFiles["huge"]}), []string{"METRICS_TOKEN_FILE " + secretFiles["huge"] + " is larger than 4096 bytes"}},
+		{"bad metrics token", with(map[string]string{"METRICS_TOKEN": "hunter2"}), []string{"METRICS_TOKEN must be 32 hex digits"}},
+		{"bad metrics token in a file", with(map[string]string{"ADMIN_TOKEN": otherToken, "METRICS_TOKEN_FILE": secretFiles["admin"] + "x"}), []string{"METRICS_TOKEN_FILE: open"}},
+		{"metrics token is the admin's", with(map[string]string{"METRICS_TOKEN": strings.ToUpper(goodToken)}), []string{"METRICS_TOKEN is the same as ADMIN_TOKEN"}},
+		{"metrics address without port", with(map[string]string{"METRICS_ADDR": "127.0.0.1"}), []string{"METRICS_ADDR \"127.0.0.1\" is not host:port or :port"}},
+		{"metrics address bad port", with(map[string]string{"METRICS_ADDR": ":http"}), []string{"METRICS_ADDR \":http\": port"}},
+		{"open metrics off loopback", with(map[string]string{"METRICS_ADDR": "0.0.0.0:9101"}), []string{"METRICS_ADDR \"0.0.0.0:9101\" is not a loopback address"}},
+		{"console log file too small", with(map[string]string{"CONSOLE_LOG_DIR": "/x", "CONSOLE_LOG_MAX_BYTES": "100"}), []string{"CONSOLE_LOG_MAX_BYTES \"100\" is not a number of bytes of at least 4096"}},
+		{"console log keep zero", with(map[string]string{"CONSOLE_LOG_DIR": "/x", "CONSOLE_LOG_KEEP": "0"}), []string{"CONSOLE_LOG_KEEP \"0\" is not a number of files"}},
+		{"console log size without a directory", with(map[string]string{"CONSOLE_LOG_KEEP": "3"}), []string{"CONSOLE_LOG_MAX_BYTES and CONSOLE_LOG_KEEP need CONSOLE_LOG_DIR"}},
 		{"everything wrong at once", map[string]string{"ADMIN_TOKEN": "x", "DB_TYPE": "sqlite3", "LISTEN_ADDR": "nope"},
 			[]string{"LISTEN_ADDR", "ADMIN_TOKEN", "DB_PATH", "DB_TYPE"}},
 	}

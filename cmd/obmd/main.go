@@ -4,8 +4,9 @@
 //
 // Configuration comes from the environment (LISTEN_ADDR, ADMIN_TOKEN,
 // TLS_CERT, TLS_KEY, INSECURE, DB_PATH, DB_TYPE, ...) or from flags of the
-// same meaning; see obmd -help. obmd -gen-token prints a fresh admin token.
-// SIGTERM or SIGINT shut it down gracefully within 5 seconds.
+// same meaning; see obmd -help. obmd -gen-token prints a fresh admin token,
+// obmd -version says which obmd this is. SIGTERM or SIGINT shut it down
+// gracefully within 5 seconds; SIGHUP re-reads TLS_CERT and TLS_KEY.
 package main
 
 import (
@@ -21,11 +22,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"obmd/api"
+	"obmd/internal/buildinfo"
 	"obmd/manager"
+	"obmd/metrics"
 	"obmd/store"
 )
 
@@ -65,7 +69,15 @@ func registerSubcommand(name string, f func(args []string, env commandEnv) int) 
 // run is obmd's main, returning its exit status: 0 after a clean shutdown,
 // 2 for a configuration error, 1 for a failure at run time.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, genToken, err := loadConfig(args, getenv, stderr)
+	return runWith(args, getenv, stdout, stderr, serve)
+}
+
+// serveFunc is serve's signature; tests stand in for it to see how run
+// reports what it returns.
+type serveFunc func(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Signal) error
+
+func runWith(args []string, getenv func(string) string, stdout, stderr io.Writer, serve serveFunc) int {
+	cfg, action, err := loadConfig(args, getenv, stderr)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
@@ -76,7 +88,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			fmt.Fprintln(stderr, line)
 		}
 		return 2
-	case genToken:
+	case action == actionVersion:
+		fmt.Fprintln(stdout, buildinfo.Get())
+		return 0
+	case action == actionGenToken:
 		var tok [16]byte
 		if _, err := rand.Read(tok[:]); err != nil {
 			fmt.Fprintf(stderr, "obmd: reading random bytes: %v\n", err)
@@ -86,25 +101,25 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	}
 
-	var handler slog.Handler
-	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(stderr, nil)
-	} else {
-		handler = slog.NewTextHandler(stderr, nil)
-	}
-	log := slog.New(handler)
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	// SIGHUP's default action ends the process: take it over at once, for
+	// a certificate reload (or a logged no-op without TLS).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := serve(ctx, cfg, log, hup); err != nil {
 		var se *startupError
 		if errors.As(err, &se) {
 			// Nothing is running yet: one line saying what to fix.
 			fmt.Fprintf(stderr, "obmd: %v\n", se.err)
 			return se.code
 		}
+		// One line, in the log's format (no plain-text copy: in JSON mode
+		// that would be a line no log shipper can parse).
 		log.Error("obmd stopped", "err", err)
-		fmt.Fprintf(stderr, "obmd: %v\n", err)
 		return 1
 	}
 	return 0
@@ -123,7 +138,7 @@ func (e *startupError) Unwrap() error { return e.err }
 // serve runs the daemon until ctx is done, then shuts down: stop accepting,
 // end console streams, let requests in flight finish, close drivers and
 // their BMC sessions, close the store, all within shutdownGrace.
-func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Signal) error {
 	// Every file obmd creates (the database holds BMC passwords) is for
 	// its own user only.
 	syscall.Umask(0o077)
@@ -136,16 +151,29 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return &startupError{fmt.Errorf("DB_PATH %s: %w; check that the directory is obmd's and writable, and that no other obmd uses it", cfg.DBPath, err), 2}
 	}
+	var consoleLog *manager.ConsoleLogConfig
+	if cfg.ConsoleLogDir != "" {
+		if err := privateDir(cfg.ConsoleLogDir, log); err != nil {
+			st.Close()
+			return &startupError{fmt.Errorf("CONSOLE_LOG_DIR %s: %w", cfg.ConsoleLogDir, err), 2}
+		}
+		consoleLog = &manager.ConsoleLogConfig{Dir: cfg.ConsoleLogDir, MaxBytes: cfg.ConsoleLogMaxBytes, Keep: cfg.ConsoleLogKeep}
+	}
+	build := buildinfo.Get()
+	mt := metrics.New(build)
 	m, err := manager.New(manager.Config{
-		Store:     st,
-		Logger:    log,
-		OpTimeout: cfg.OpTimeout,
-		Console:   manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
+		Store:      st,
+		Logger:     log,
+		OpTimeout:  cfg.OpTimeout,
+		Console:    manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
+		Observe:    mt.ObserveOperation,
+		ConsoleLog: consoleLog,
 	})
 	if err != nil {
 		st.Close()
 		return err
 	}
+	mt.CollectManager(m)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -153,10 +181,41 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		st.Close()
 		return &startupError{fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err), 1}
 	}
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			m.Close(context.Background())
+			st.Close()
+			return &startupError{fmt.Errorf("cannot listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err), 1}
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mt.Handler(log))
+		metricsSrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readHeaderTimeout,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+
+	// /readyz: the listener serves from here until shutdown begins.
+	var serving atomic.Bool
+	listenerReady := func(context.Context) error {
+		if !serving.Load() {
+			return errors.New("obmd is starting or shutting down")
+		}
+		return nil
+	}
 	guard := api.NewConnGuard(maxConns(log))
 	ln = guard.Listener(ln)
 	srv := &http.Server{
-		Handler:           api.New(m, api.Options{AdminToken: cfg.AdminToken, Logger: log}),
+		Handler: api.New(m, api.Options{AdminToken: cfg.AdminToken, MetricsToken: cfg.MetricsToken, Logger: log, Metrics: mt,
+			Ready: []api.ReadinessCheck{{Name: "listener", Check: listenerReady}}}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -166,11 +225,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	srv.RegisterOnShutdown(m.EndConsoles)
 	srv.RegisterOnShutdown(guard.CloseUnauthenticated)
+	var certs *certReloader
 	if cfg.useTLS() {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cfg.tlsCert}}
+		certs = newCertReloader(cfg.TLSCert, cfg.TLSKey, cfg.tlsCert, log)
+		// GetCertificate is asked at every handshake: a reload reaches new
+		// connections at once and leaves established ones (console
+		// streams) alone.
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 	}
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	serving.Store(true)
 	go func() {
 		if cfg.useTLS() {
 			served <- srv.ServeTLS(ln, "", "")
@@ -178,16 +243,45 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			served <- srv.Serve(ln)
 		}
 	}()
-	log.Info("listening", "addr", ln.Addr().String(), "tls", cfg.useTLS(),
+	if metricsSrv != nil {
+		go func() { served <- metricsSrv.Serve(metricsLn) }()
+	}
+	attrs := []any{"addr", ln.Addr().String(), "tls", cfg.useTLS(),
+		"version", build.Version, "revision", build.Revision, "go_version", build.GoVersion,
 		"db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout, "max_conns", guard.Max(),
-		"ipmi_driver", manager.IPMIDriverAvailable())
+		"ipmi_driver", manager.IPMIDriverAvailable(), "metrics_token", cfg.MetricsToken != ""}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
+	}
+	if consoleLog != nil {
+		attrs = append(attrs, "console_log_dir", consoleLog.Dir)
+	}
+	if certs != nil {
+		attrs = append(attrs, certs.describe()...)
+	}
+	log.Info("listening", attrs...)
 
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case serveErr = <-served:
-		log.Error("HTTP server failed", "err", serveErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break wait
+		case serveErr = <-served:
+			log.Error("HTTP server failed", "err", serveErr)
+			break wait
+		case <-hup:
+			if certs == nil {
+				log.Warn("SIGHUP ignored: obmd serves plaintext HTTP, there is no TLS certificate to re-read")
+				continue
+			}
+			certs.reload()
+		}
+	}
+	serving.Store(false)
+	if metricsSrv != nil {
+		metricsSrv.Close() // scrapes are short; nothing to wait for
 	}
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -209,6 +303,29 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return serveErr
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// privateDir creates dir 0700, or makes an existing one private: the
+// console logs are the tenants' output, and the node directories' names
+// are node IDs.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("other users can read it and it cannot be made private: %w", err)
+		}
+		log.Warn("CONSOLE_LOG_DIR was readable by other users; restricted it to obmd's user", "console_log_dir", dir)
+	}
 	return nil
 }
 

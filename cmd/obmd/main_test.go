@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	obmdBin = filepath.Join(dir, "obmd")
-	build := exec.Command("go", "build", "-o", obmdBin, ".")
+	// Stamped as make build stamps it (TestVersion checks both).
+	build := exec.Command("go", "build", "-ldflags", "-X "+versionVar+"="+testVersion, "-o", obmdBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building obmd for the subprocess tests:", err)
