@@ -153,6 +153,12 @@ type hub struct {
 	ring    consoleRing // no buffer (and no bytes) until the console first opens
 	wake    chan struct{}
 	waiting atomic.Bool
+
+	// The input path (hubinput.go): inputSlot holds one token while a
+	// writer uses the stream; streamCh (guarded by mu) is closed and
+	// replaced whenever the stream opens, ends, reopens or stops.
+	inputSlot chan struct{}
+	streamCh  chan struct{}
 }
 
 // consoleSession is one lifetime of the node's console: from the first
@@ -169,12 +175,14 @@ type consoleSession struct {
 func newHub(cfg HubConfig, open func(context.Context) (io.ReadCloser, error), log *slog.Logger, stats *consoleStats) *hub {
 	cfg = cfg.withDefaults()
 	return &hub{
-		cfg:     cfg,
-		open:    open,
-		log:     log,
-		stats:   stats,
-		viewers: make(map[*Viewer]struct{}),
-		wake:    make(chan struct{}),
+		cfg:       cfg,
+		open:      open,
+		log:       log,
+		stats:     stats,
+		viewers:   make(map[*Viewer]struct{}),
+		wake:      make(chan struct{}),
+		inputSlot: make(chan struct{}, 1),
+		streamCh:  make(chan struct{}),
 	}
 }
 
@@ -260,6 +268,7 @@ func (h *hub) stopSessionLocked() {
 	}
 	h.sess = nil
 	s.cancel()
+	h.notifyStreamLocked()
 	if s.rc != nil {
 		go s.rc.Close() // a driver's Close may talk to the BMC: not under h.mu
 	}
@@ -294,6 +303,7 @@ func (h *hub) kickLocked(reason error) {
 		delete(h.viewers, v)
 		h.stats.viewers.Add(-1)
 	}
+	h.discardInputLocked() // every writer's tenancy ended with it
 }
 
 // refuse disconnects every viewer with reason and refuses new ones; the
@@ -372,6 +382,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 	if err != nil {
 		s.err = err
 		close(s.ready)
+		h.notifyStreamLocked()
 		if h.sess == s {
 			h.sess = nil
 			h.kickLocked(err)
@@ -389,6 +400,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.ringMu.Unlock()
 	}
 	close(s.ready)
+	h.notifyStreamLocked()
 	h.mu.Unlock()
 	h.log.Info("console opened")
 
@@ -412,6 +424,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.log.Warn("console stream ended; reopening", "err", err)
 		h.mu.Lock()
 		h.reconnecting = true
+		h.notifyStreamLocked()
 		h.mu.Unlock()
 		if time.Since(openedAt) >= stableAfter {
 			backoff = 0
@@ -468,6 +481,7 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		gap := time.Since(lostAt)
 		h.appendLocked(reconnectMarker(gap))
 		h.reconnecting = false
+		h.notifyStreamLocked()
 		h.reconnects++
 		h.lastReconnect = time.Now().UTC()
 		h.mu.Unlock()
