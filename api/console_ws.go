@@ -226,7 +226,7 @@ func (w *wsConsole) run(ctx context.Context) {
 
 	clientGone := make(chan error, 1)
 	go func() { clientGone <- w.readInput(ctx) }()
-	go w.ping(ctx)
+	w.ping(ctx)
 
 	out := &wsWriter{ctx: writeCtx, conn: w.conn}
 	_, err := w.v.WriteTo(out)
@@ -318,27 +318,24 @@ func (w *wsConsole) send(ctx context.Context, p []byte) {
 }
 
 // ping checks the client every wsPingInterval and drops it when it does
-// not answer.
+// not answer. A timer, not a goroutine, waits between pings: a thousand
+// idle viewers hold no stack for it.
 func (w *wsConsole) ping(ctx context.Context) {
-	t := time.NewTicker(wsPingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	var t *time.Timer
+	t = time.AfterFunc(wsPingInterval, func() {
 		pctx, cancel := context.WithTimeout(ctx, wsPingTimeout)
 		err := w.conn.Ping(pctx)
 		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				w.s.log.Info("console WebSocket client stopped answering pings", "node", w.node, "err", err)
-				w.conn.CloseNow()
-			}
-			return
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			w.s.log.Info("console WebSocket client stopped answering pings", "node", w.node, "err", err)
+			w.conn.CloseNow()
+		default:
+			t.Reset(wsPingInterval)
 		}
-	}
+	})
+	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
 // wsWriter is the client as Viewer.WriteTo sees it: each batch one binary
