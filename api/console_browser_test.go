@@ -212,4 +212,16 @@ func TestConsolePageInChromium(t *testing.T) {
 	if state != "connected" {
 		t.Fatalf("the page shows %q, want connected", state)
 	}
+
+	// A new token ends the page's console for good, and it says why.
+	e.must("POST", "/node/echo-node/token", "", true, 200)
+	if err := chromedp.Do(b, waitFor(`window.obmdConsole.state() === "closed"`)); err != nil {
+		t.Fatalf("the page did not show the console closed after its token was replaced: %v", err)
+	}
+	if state, err = chromedp.Run(b, chromedp.Text(chromedp.CSS("#state"))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(state, "the node's token was replaced or revoked") {
+		t.Fatalf("the page shows %q, want the reason", state)
+	}
 }

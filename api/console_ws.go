@@ -37,15 +37,21 @@ import (
 //
 //	\r\n[obmd: input refused: this viewer is read-only (mode=ro)]\r\n
 //
-// Every ending says why in a close frame (the reason is at most 123
-// bytes of text a tenant may read):
+// A missing or wrong token, or a bad replay or mode, is refused before the
+// upgrade with the HTTP status and {"error": ...} body of any other route
+// (401, 400), and the connection closed: an unauthenticated client never
+// holds a hijacked connection, which the server's connection guard no
+// longer counts (see conns.go). obmd's page learns why by asking for
+// itself again (console.js). After the upgrade, every ending says why in
+// a close frame (the reason is at most 123 bytes of text a tenant may
+// read):
 //
 //	1000  the client closed the connection
 //	1001  obmd is shutting down
 //	1009  a message larger than 64 KiB
 //	1011  internal error
-//	4400  bad request (replay or mode invalid)
-//	4401  token missing or invalid, or replaced or revoked while connected
+//	4400  bad request
+//	4401  the token was replaced or revoked (also while the console opened)
 //	4404  the node was deleted
 //	4502  the console could not be opened: the BMC reported an error
 //	4504  the console could not be opened: the BMC did not answer
@@ -147,9 +153,18 @@ func parseConsoleParams(c *gin.Context) (consoleParams, error) {
 }
 
 // consoleWS serves the console over a WebSocket. Everything that can go
-// wrong after the upgrade (a bad token included) is told in the close
-// frame, which is the one thing a browser's WebSocket shows its page.
+// wrong after the upgrade is told in the close frame, which is the one
+// thing a browser's WebSocket shows its page.
 func (s *server) consoleWS(c *gin.Context) {
+	a, ok := s.authorize(c)
+	if !ok {
+		return
+	}
+	params, err := parseConsoleParams(c)
+	if err != nil {
+		abortError(c, http.StatusBadRequest, err.Error())
+		return
+	}
 	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{
 		CompressionMode: websocket.CompressionDisabled, // console bytes are few; 1,000 viewers' deflate is not
 	})
@@ -164,16 +179,6 @@ func (s *server) consoleWS(c *gin.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	params, err := parseConsoleParams(c)
-	if err != nil {
-		conn.Close(closeBadRequest, err.Error())
-		return
-	}
-	a, err := s.m.Authorize(c.Param("node_id"), c.Query("token"))
-	if err != nil {
-		s.closeWS(conn, err)
-		return
-	}
 	// The first viewer waits for the console to open (at most the
 	// operation timeout); input the client sends meanwhile waits in its
 	// connection.

@@ -128,17 +128,29 @@ func TestConsoleWSEndings(t *testing.T) {
 		return readWS(ctx, dialConsole(t, ctx, e.srv.URL+"/node/"+node+"/console?token="+tok+query))
 	}
 
+	// Refused before the upgrade, as any route refuses: status and body.
+	refused := func(t *testing.T, node, tok, query string, status int, msg string) {
+		t.Helper()
+		_, resp, err := websocket.Dial(ctx, wsURL(e.srv.URL+"/node/"+node+"/console?token="+tok+query), nil)
+		if err == nil || resp == nil || resp.StatusCode != status {
+			t.Fatalf("dial: %v, %v; want HTTP %d", err, resp, status)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), `{"error":"`+msg) {
+			t.Fatalf("refusal body %q, want the error %q", body, msg)
+		}
+	}
 	t.Run("wrong token", func(t *testing.T) {
-		expectClose(t, ctx, open("m", strings.Repeat("0", 32), ""), closeUnauthorized, "missing or invalid token")
+		refused(t, "m", strings.Repeat("0", 32), "", http.StatusUnauthorized, "missing or invalid token")
 	})
 	t.Run("unknown node looks like a wrong token", func(t *testing.T) {
-		expectClose(t, ctx, open("nope", strings.Repeat("0", 32), ""), closeUnauthorized, "missing or invalid token")
+		refused(t, "nope", strings.Repeat("0", 32), "", http.StatusUnauthorized, "missing or invalid token")
 	})
 	t.Run("bad replay", func(t *testing.T) {
-		expectClose(t, ctx, open("m", e.token("m"), "&replay=-1"), closeBadRequest, "replay must be")
+		refused(t, "m", e.token("m"), "&replay=-1", http.StatusBadRequest, "replay must be")
 	})
 	t.Run("bad mode", func(t *testing.T) {
-		expectClose(t, ctx, open("m", e.token("m"), "&mode=rw"), closeBadRequest, "mode must be")
+		refused(t, "m", e.token("m"), "&mode=rw", http.StatusBadRequest, "mode must be")
 	})
 	t.Run("BMC error opening", func(t *testing.T) {
 		r := open("bmc-error", e.token("bmc-error"), "")

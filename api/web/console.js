@@ -4,8 +4,11 @@
 // Break button as {"type":"break"}. With mode=ro the terminal takes no
 // input. The connection state is shown in the header; a lost connection
 // is retried with backoff and the gap is marked in the terminal. Close
-// codes that retrying cannot cure (bad request 4400, bad or revoked token
-// 4401, node deleted 4404) end the page's attempts; the reason is shown.
+// codes that retrying cannot cure (bad request 4400, revoked token 4401,
+// node deleted 4404) end the page's attempts; the reason is shown. obmd
+// refuses a bad token before the upgrade, which a browser reports only as
+// a failed connection (1006): after one, the page asks for itself again,
+// and a 4xx answer's {"error": ...} ends the attempts the same way.
 "use strict";
 (function () {
   const finalCodes = new Set([4400, 4401, 4404]);
@@ -79,7 +82,9 @@
     sock.onmessage = (ev) => {
       if (ev.data instanceof ArrayBuffer) term.write(new Uint8Array(ev.data));
     };
-    sock.onclose = (ev) => {
+    let opened = false;
+    sock.addEventListener("open", () => { opened = true; });
+    sock.onclose = async (ev) => {
       if (ws !== sock) return;
       ws = null;
       const why = ev.reason || (ev.code === 1006 ? "connection lost" : "code " + ev.code);
@@ -87,6 +92,14 @@
         mark("console closed: " + why);
         setState("closed", why);
         return;
+      }
+      if (!opened) {
+        const refused = await refusal();
+        if (refused) {
+          mark("console closed: " + refused);
+          setState("closed", refused);
+          return;
+        }
       }
       if (!lostAt) {
         lostAt = Date.now();
@@ -96,6 +109,22 @@
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 30000);
     };
+  }
+
+  // refusal asks for this page again: obmd answers 4xx with {"error": ...}
+  // when the token or the request is wrong. It returns that error, or ""
+  // when the page is served (or obmd is unreachable): worth retrying.
+  async function refusal() {
+    try {
+      const r = await fetch(location.href, { headers: { Accept: "text/html" }, cache: "no-store" });
+      if (r.status >= 400 && r.status < 500) {
+        const body = await r.json().catch(() => ({}));
+        return body.error || "HTTP " + r.status;
+      }
+    } catch (e) {
+      // obmd unreachable: keep trying
+    }
+    return "";
   }
 
   function send(data) {

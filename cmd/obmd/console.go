@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,8 +38,8 @@ import (
 //
 //	0  left with ~. or end of input, or obmd closed the console normally
 //	1  could not connect, or the connection broke
-//	2  usage: bad flags, URL, token file, CA file, or a request obmd refused (4400)
-//	3  token missing or invalid, or replaced or revoked (4401)
+//	2  usage: bad flags, URL, token file, CA file, or a request obmd refused (400)
+//	3  token missing or invalid (401), or replaced or revoked while connected (4401)
 //	4  the node was deleted (4404)
 //	5  obmd is shutting down (1001)
 //	6  the BMC: an error opening the console (4502) or no answer (4504)
@@ -180,17 +181,42 @@ func runConsole(args []string, env commandEnv) int {
 	conn, resp, err := websocket.Dial(dctx, o.url.String(), &websocket.DialOptions{HTTPClient: client})
 	dcancel()
 	if err != nil {
-		msg := o.redact(err.Error())
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			msg = fmt.Sprintf("obmd answered %s: %s", resp.Status, msg)
-		}
+		status, msg := refusal(resp, o.redact(err.Error()))
 		fmt.Fprintf(env.Stderr, "obmd console: connecting to %s: %s\n", o.display, msg)
-		return exitConnect
+		return status
 	}
 	conn.SetReadLimit(-1) // obmd sends what the console printed; no bound needed here
 
 	s := &consoleSession{o: o, conn: conn, stdout: env.Stdout, stderr: env.Stderr}
 	return s.run(ctx, env.Stdin)
+}
+
+// refusal turns a failed WebSocket handshake into an exit status and a
+// message: obmd refuses a bad token (401) or request (400) before the
+// upgrade with a JSON {"error": ...} body; anything else is a connection
+// failure.
+func refusal(resp *http.Response, dialErr string) (int, string) {
+	if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		return exitConnect, dialErr
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	msg := resp.Status
+	if resp.Body != nil {
+		if b, err := io.ReadAll(io.LimitReader(resp.Body, 1024)); err == nil && json.Unmarshal(b, &body) == nil && body.Error != "" {
+			msg = resp.Status + ": " + body.Error
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return exitToken, msg
+	case http.StatusBadRequest:
+		return exitUsage, msg
+	case http.StatusNotFound:
+		return exitDeleted, msg
+	}
+	return exitConnect, msg
 }
 
 // consoleSession is one connected client.

@@ -299,6 +299,7 @@ func TestConsoleClientEndings(t *testing.T) {
 			t.Fatalf("wrong token: exit %d, want %d; printed %q", status, exitToken, c.output())
 		}
 		c.expectRestored()
+		c.waitOutput(ctx, "401 Unauthorized: missing or invalid token")
 		if strings.Contains(c.output(), r.token) {
 			t.Fatal("the client printed the token")
 		}
