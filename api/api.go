@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -73,7 +72,9 @@ type server struct {
 
 // New returns the HTTP handler for m: the contract's routes, the admin's
 // additions, the probes (GET /livez, /readyz, /healthz: no auth), GET
-// /metrics (scrape or admin credentials) and GET /openapi.json.
+// /metrics (scrape or admin credentials), GET /openapi.json and the console
+// page's static files under /console-web/ (no auth: they hold nothing
+// secret).
 func New(m *manager.Manager, opts Options) *gin.Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -126,6 +127,7 @@ func New(m *manager.Manager, opts Options) *gin.Engine {
 	r.GET("/node/:node_id/console_log", s.admin, s.consoleLog)
 
 	r.GET("/node/:node_id/console", s.console)
+	r.GET("/console-web/:file", s.consoleAsset)
 	r.POST("/node/:node_id/power_cycle", s.powerCycle)
 	r.POST("/node/:node_id/power_on", s.powerOn)
 	r.POST("/node/:node_id/power_off", s.powerOff)
@@ -418,23 +420,33 @@ func (s *server) powerStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, powerStatusResponse{PowerStatus: st})
 }
 
-// console streams the node's console until the client leaves, the token
-// changes or the node is deleted. ?replay=N (bytes) first sends up to N
-// bytes of recent output, bounded by the node's scrollback.
+// console serves the node's console: a WebSocket (console_ws.go) when
+// the client asks for an upgrade, the terminal page (console_page.go) to
+// a browser, and otherwise the byte stream HIL's client reads, until the
+// client leaves, the token changes or the node is deleted. ?replay=N
+// (bytes) first sends up to N bytes of recent output, bounded by the
+// node's scrollback. A stream that obmd ends gets a last line saying why:
+//
+//	\r\n[obmd: console closed: the node's token was replaced or revoked]\r\n
 func (s *server) console(c *gin.Context) {
+	if isWebSocket(c.Request) {
+		s.consoleWS(c)
+		return
+	}
+	if wantsHTML(c.Request) {
+		s.consolePage(c)
+		return
+	}
 	a, ok := s.authorize(c)
 	if !ok {
 		return
 	}
-	replay := 0
-	if r := c.Query("replay"); r != "" {
-		n, err := strconv.Atoi(r)
-		if err != nil || n < 0 {
-			abortError(c, http.StatusBadRequest, "replay must be a number of bytes (0 or more)")
-			return
-		}
-		replay = n
+	params, err := parseConsoleParams(c)
+	if err != nil {
+		abortError(c, http.StatusBadRequest, err.Error())
+		return
 	}
+	replay := params.replay
 	ctx := c.Request.Context()
 	v, err := a.OpenConsole(ctx, replay)
 	if err != nil {
@@ -485,7 +497,26 @@ func (s *server) console(c *gin.Context) {
 	}
 	if out.failed == nil && !errors.Is(err, manager.ErrViewerClosed) {
 		s.log.Info("console stream ended", "node", a.NodeID(), "reason", err)
+		// Say why, in band: the client is still reading (no write
+		// failed), so the line goes out at once or not at all. The cut
+		// above must not fire after the deadline below is set.
+		stopCut()
+		cut.Lock()
+		cut.finished = true
+		cut.Unlock()
+		rc.SetWriteDeadline(time.Now().Add(closingLineTimeout))
+		if _, werr := c.Writer.Write(closingLine(err)); werr == nil {
+			rc.Flush()
+		}
 	}
+}
+
+// closingLineTimeout bounds the write of a stream's closing line.
+const closingLineTimeout = time.Second
+
+// closingLine is the byte stream's last line when obmd ends it.
+func closingLine(err error) []byte {
+	return []byte("\r\n[obmd: console closed: " + manager.ConsoleEndReason(err) + "]\r\n")
 }
 
 // errViewerEnded stops a console write whose viewer was disconnected

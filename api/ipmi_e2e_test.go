@@ -45,13 +45,20 @@ type ipmiE2E struct {
 // as soon as its last viewer leaves.
 func newIPMIE2E(t *testing.T) *ipmiE2E {
 	t.Helper()
+	return newIPMIE2EWith(t, manager.BuiltinDrivers())
+}
+
+// newIPMIE2EWith is newIPMIE2E with the given drivers (a tuned ipmi
+// driver, say).
+func newIPMIE2EWith(t *testing.T, drivers *manager.Registry) *ipmiE2E {
+	t.Helper()
 	st, err := store.Open(store.InMemory, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, err := manager.New(manager.Config{
 		Store:     st,
-		Drivers:   manager.BuiltinDrivers(),
+		Drivers:   drivers,
 		OpTimeout: e2eOpTimeout,
 		Console:   manager.HubConfig{Linger: -1},
 	})
@@ -177,15 +184,19 @@ func (n e2eNode) console(ctx context.Context) (*bufio.Reader, func()) {
 	return bufio.NewReader(resp.Body), leave
 }
 
-func startE2EFakeBMC(t *testing.T, count int) *fakebmc.Fleet {
+func startE2EFakeBMC(t *testing.T, count int, mutate ...func(*fakebmc.BMCConfig)) *fakebmc.Fleet {
 	t.Helper()
+	cfg := fakebmc.BMCConfig{
+		Users:  []fakebmc.User{{Name: e2eUser, Password: []byte(e2ePass)}},
+		Timing: fakebmc.PowerTiming{CycleOff: 20 * time.Millisecond, SoftShutdown: 20 * time.Millisecond},
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	f, err := fakebmc.StartFleet(context.Background(), fakebmc.FleetConfig{
 		Addr:  "127.0.0.1:0",
 		Count: count,
-		BMC: fakebmc.BMCConfig{
-			Users:  []fakebmc.User{{Name: e2eUser, Password: []byte(e2ePass)}},
-			Timing: fakebmc.PowerTiming{CycleOff: 20 * time.Millisecond, SoftShutdown: 20 * time.Millisecond},
-		},
+		BMC:   cfg,
 	})
 	if err != nil {
 		t.Fatalf("StartFleet: %v", err)

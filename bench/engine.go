@@ -29,7 +29,7 @@ const (
 // takes a random port; below it (ports 10000-32767, outside Linux's
 // default ephemeral range) nothing is handed out at random, so a random
 // base there is retried until a run is free.
-func startFleet(ctx context.Context, count, baud int) (*fakebmc.Fleet, error) {
+func startFleet(ctx context.Context, count, baud int, mutate ...func(*fakebmc.BMCConfig)) (*fakebmc.Fleet, error) {
 	cfg := fakebmc.FleetConfig{
 		Addr:  "127.0.0.1:0",
 		Count: count,
@@ -39,6 +39,9 @@ func startFleet(ctx context.Context, count, baud int) (*fakebmc.Fleet, error) {
 			Baud:    baud,
 			StartOn: true,
 		},
+	}
+	for _, m := range mutate {
+		m(&cfg.BMC)
 	}
 	const low, high = 10000, 32768
 	var err error

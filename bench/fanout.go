@@ -43,7 +43,10 @@ type FanoutConfig struct {
 	TimedNodes int
 	Baud       int           // counter console speed (default 115200)
 	Warmup     time.Duration // after every viewer streams (default 2 s)
-	Duration   time.Duration // measured window (default 10 s)
+	// WebSocket: the viewers read the console through WebSockets (binary
+	// messages) instead of the HTTP byte stream.
+	WebSocket bool
+	Duration  time.Duration // measured window (default 10 s)
 
 	// startDaemon, if set, replaces starting the Obmd binary (the
 	// package's profiling test runs obmd inside the test process).
@@ -238,8 +241,12 @@ func ConsoleFanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) 
 			}
 		}
 	}()
+	open := d.OpenConsole
+	if cfg.WebSocket {
+		open = d.OpenConsoleWS
+	}
 	connect := func(n *fanoutNode) error {
-		body, err := d.OpenConsole(ctx, n.id, n.token)
+		body, err := open(ctx, n.id, n.token)
 		if err != nil {
 			return err
 		}

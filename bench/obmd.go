@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Daemon is an obmd process on loopback with an in-memory store, driven
@@ -207,4 +209,31 @@ func (d *Daemon) OpenConsole(ctx context.Context, id, token string) (io.ReadClos
 		return nil, &apiError{Method: http.MethodGet, Path: redactPath(path), Status: rsp.StatusCode, Body: strings.TrimSpace(string(data))}
 	}
 	return rsp.Body, nil
+}
+
+// consoleWSURL is node id's console as a WebSocket URL.
+func (d *Daemon) consoleWSURL(id, token string) string {
+	return "ws" + strings.TrimPrefix(d.URL, "http") + "/node/" + url.PathEscape(id) + "/console?token=" + url.QueryEscape(token)
+}
+
+// DialConsole opens node id's console as a WebSocket (binary messages both
+// ways: console output in, typed bytes out).
+func (d *Daemon) DialConsole(ctx context.Context, id, token string) (*websocket.Conn, error) {
+	conn, _, err := websocket.Dial(ctx, d.consoleWSURL(id, token), &websocket.DialOptions{HTTPClient: d.Client})
+	if err != nil {
+		return nil, fmt.Errorf("obmd console WebSocket of %s: %s", id, strings.ReplaceAll(err.Error(), url.QueryEscape(token), "REDACTED"))
+	}
+	conn.SetReadLimit(-1)
+	return conn, nil
+}
+
+// OpenConsoleWS streams node id's console through a WebSocket, as a byte
+// stream like OpenConsole's: the binary messages' bytes in order. Closing
+// it leaves.
+func (d *Daemon) OpenConsoleWS(ctx context.Context, id, token string) (io.ReadCloser, error) {
+	conn, err := d.DialConsole(ctx, id, token)
+	if err != nil {
+		return nil, err
+	}
+	return websocket.NetConn(context.Background(), conn, websocket.MessageBinary), nil
 }

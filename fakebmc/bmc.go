@@ -77,6 +77,16 @@ type BMCConfig struct {
 	// Redfish, if set, makes the BMC also serve Redfish over HTTPS on TCP
 	// at its port number (see redfish.go); nil: IPMI only.
 	Redfish *RedfishConfig
+	// SOLAcceptMax, if positive, makes the BMC accept at most this many
+	// characters of each SOL packet from the console, answering a partial
+	// accept for the rest (IPMI v2.0 section 15.9, "accepted character
+	// count"), as BMCs with a small serial buffer do; the console must
+	// resend the rest under a new sequence number.
+	SOLAcceptMax int
+	// HostInputMax bounds the host's record of typed bytes (HostInput);
+	// zero means 64 KiB. Tests that type megabytes raise it to check every
+	// byte.
+	HostInputMax int
 }
 
 // validate reports every problem with c at once.
@@ -100,6 +110,12 @@ func (c *BMCConfig) validate() error {
 	}
 	if c.SOLRetryUnit < 0 {
 		errs = append(errs, errors.New("SOL retry unit is negative"))
+	}
+	if c.SOLAcceptMax < 0 || c.SOLAcceptMax > 255 {
+		errs = append(errs, errors.New("SOL accept limit must be 0 (none) to 255 characters"))
+	}
+	if c.HostInputMax < 0 {
+		errs = append(errs, errors.New("host input record size is negative"))
 	}
 	if c.Baud < UnlimitedBaud {
 		errs = append(errs, errors.New("baud rate is negative"))
@@ -165,6 +181,9 @@ func newBMC(index int, cfg BMCConfig, addr *net.UDPAddr, hub *consoleHub, log *s
 		b.machine = b.sim
 	}
 	b.console = newConsole(hub, cfg.Console, cfg.Baud)
+	if cfg.HostInputMax > 0 {
+		b.console.inputMax = cfg.HostInputMax
+	}
 	b.server = rmcpplus.NewServer(rmcpplus.ServerConfig{
 		GUID:         cfg.GUID,
 		Users:        b.lookupUser,
@@ -302,12 +321,31 @@ func (b *BMC) WaitSOL(ctx context.Context, active bool) error {
 }
 
 // HostInput returns the most recent bytes typed into the console (up to
-// 64 KiB), in the order the simulated host received them.
+// BMCConfig.HostInputMax, 64 KiB by default), in the order the simulated
+// host received them.
 func (b *BMC) HostInput() []byte { return b.console.hostInput() }
 
 // OpenSessionRequests is the number of RMCP+ Open Session Requests the
 // BMC's session layer received: one per handshake a client started.
 func (b *BMC) OpenSessionRequests() uint64 { return b.server.OpenSessionRequests() }
+
+// HostInputTotal is how many bytes were ever typed into the console.
+func (b *BMC) HostInputTotal() int64 { return b.console.inputTotal() }
+
+// WaitHostInput waits until at least n bytes were ever typed into the
+// console, or ctx ends.
+func (b *BMC) WaitHostInput(ctx context.Context, n int64) error {
+	return b.console.waitInput(ctx, func() bool { return b.console.inputTotal() >= n })
+}
+
+// Breaks is how many serial breaks the console sent (SOL "generate
+// break", IPMI v2.0 section 15.9, Table 15-2).
+func (b *BMC) Breaks() int { return b.console.breakCount() }
+
+// WaitBreaks waits until at least n breaks arrived, or ctx ends.
+func (b *BMC) WaitBreaks(ctx context.Context, n int) error {
+	return b.console.waitInput(ctx, func() bool { return b.console.breakCount() >= n })
+}
 
 // DropAllSessions ends every session, as a BMC reboot would.
 func (b *BMC) DropAllSessions() { b.server.DropAllSessions() }

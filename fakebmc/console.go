@@ -1,6 +1,7 @@
 package fakebmc
 
 import (
+	"context"
 	"io"
 	"sync"
 	"time"
@@ -88,8 +89,13 @@ type console struct {
 	budget  float64   // characters the host may print now
 	sent    time.Time // when characters last went to SOL (or SOL attached)
 	out     []byte    // reused output buffer (SOL copies what it is given)
-	input   []byte    // typed bytes received, most recent hostInputMax
+	input   []byte    // typed bytes received, most recent inputMax
 	att     *attachment
+
+	inputMax int           // bound of input
+	typed    int64         // bytes ever typed
+	breaks   int           // serial breaks received
+	inputCh  chan struct{} // closed and replaced when typed or breaks grow
 }
 
 // attachment is one SOL session on the serial port.
@@ -100,7 +106,8 @@ type attachment struct {
 }
 
 func newConsole(hub *consoleHub, mode ConsoleMode, baud int) *console {
-	c := &console{hub: hub, mode: mode, counter: newCounterStream(), last: time.Now()}
+	c := &console{hub: hub, mode: mode, counter: newCounterStream(), last: time.Now(),
+		inputMax: hostInputMax, inputCh: make(chan struct{})}
 	if baud > 0 {
 		c.bytesPerSec = float64(baud) / 10
 	}
@@ -256,8 +263,53 @@ func (c *console) record(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.input = append(c.input, b...)
-	if over := len(c.input) - hostInputMax; over > 0 {
+	if over := len(c.input) - c.inputMax; over > 0 {
 		c.input = append(c.input[:0:0], c.input[over:]...)
+	}
+	c.typed += int64(len(b))
+	c.notifyInputLocked()
+}
+
+func (c *console) notifyInputLocked() {
+	close(c.inputCh)
+	c.inputCh = make(chan struct{})
+}
+
+// noteBreak records a serial break from the console.
+func (c *console) noteBreak() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.breaks++
+	c.notifyInputLocked()
+}
+
+func (c *console) inputTotal() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.typed
+}
+
+func (c *console) breakCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.breaks
+}
+
+// waitInput waits until done (which takes c.mu itself) holds, checking it
+// each time input or a break arrives, or until ctx ends.
+func (c *console) waitInput(ctx context.Context, done func() bool) error {
+	for {
+		c.mu.Lock()
+		ch := c.inputCh
+		c.mu.Unlock()
+		if done() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -251,8 +251,12 @@ func (b *BMC) activatePayload(r *request) (ipmi.CompletionCode, []byte) {
 		// the interval in 10 ms units (BMCConfig.SOLRetryUnit in tests).
 		RetryInterval: time.Duration(cfg.retry[1]) * b.solRetryUnit(),
 		Retries:       int(cfg.retry[0] & 7),
+		AcceptMax:     b.cfg.SOLAcceptMax,
 		OnEvent: func(ev sol.Event) {
 			b.log.Debug("SOL event", "session", sess.ID(), "event", ev.String())
+			if ev == sol.EventBreakRequested {
+				b.console.noteBreak()
+			}
 		},
 		Logger: b.log,
 	})

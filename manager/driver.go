@@ -40,7 +40,31 @@ type ConsoleDriver interface {
 	// stream lives until it is closed or the console ends. Close must make a
 	// pending Read return promptly. The console hub opens at most one stream
 	// per node at a time, whatever the number of viewers.
+	//
+	// A stream that also implements ConsoleWriter takes the tenants' input;
+	// one that does not is watch-only (input is refused with
+	// ErrUnsupported).
 	OpenConsole(ctx context.Context) (io.ReadCloser, error)
+}
+
+// ConsoleWriter is the input side of a console stream. The hub calls Write
+// and SendBreak from one goroutine at a time; DiscardInput and Close may
+// come while a Write blocks, and must make it return.
+type ConsoleWriter interface {
+	// Write types p on the console, in order after everything written
+	// before. It returns once the driver holds all of p in a bounded
+	// buffer (for SOL: at most the console's MaxPending bytes not yet
+	// acknowledged by the BMC), blocking while that buffer is full: this
+	// is how a writer faster than the BMC is slowed down. It fails only
+	// once the stream has ended; some of p may have reached the BMC then.
+	Write(p []byte) (int, error)
+	// SendBreak sends a serial break after the bytes already written.
+	SendBreak() error
+	// DiscardInput drops the input written and not yet sent to the BMC
+	// (the tenancy ended: none of it may reach the machine afterwards),
+	// and a break not yet sent; a blocked Write returns. It returns the
+	// bytes dropped.
+	DiscardInput() int
 }
 
 // Driver is everything obmd needs from one node's out-of-band controller.

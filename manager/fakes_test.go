@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -108,6 +109,87 @@ type fakeStream struct {
 	w      *io.PipeWriter
 	closed chan struct{}
 	once   sync.Once
+
+	// The input side: what was typed (a break recorded as "<BREAK>"),
+	// and, when gate is set, a Write waits for a token from it (or for
+	// DiscardInput or Close), as a driver whose buffer is full does.
+	inMu      sync.Mutex
+	typed     []byte
+	writing   int // Writes in progress
+	overlap   bool
+	discarded int
+	gate      chan struct{}
+	discard   chan struct{} // closed by DiscardInput
+}
+
+func (s *fakeStream) Write(p []byte) (int, error) {
+	s.inMu.Lock()
+	s.writing++
+	if s.writing > 1 {
+		s.overlap = true
+	}
+	gate, discard := s.gate, s.discard
+	s.inMu.Unlock()
+	defer func() {
+		s.inMu.Lock()
+		s.writing--
+		s.inMu.Unlock()
+	}()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-discard:
+			return len(p), nil
+		case <-s.closed:
+			return 0, io.ErrClosedPipe
+		}
+	}
+	select {
+	case <-s.closed:
+		return 0, io.ErrClosedPipe
+	default:
+	}
+	// Byte by byte with yields: two Writes running at once would interleave.
+	for _, b := range p {
+		s.inMu.Lock()
+		s.typed = append(s.typed, b)
+		s.inMu.Unlock()
+		runtime.Gosched()
+	}
+	return len(p), nil
+}
+
+func (s *fakeStream) SendBreak() error {
+	_, err := s.Write([]byte("<BREAK>"))
+	return err
+}
+
+func (s *fakeStream) DiscardInput() int {
+	s.inMu.Lock()
+	defer s.inMu.Unlock()
+	s.discarded++
+	if s.discard != nil {
+		select {
+		case <-s.discard:
+		default:
+			close(s.discard)
+		}
+	}
+	return 0
+}
+
+// input returns what was typed so far, and whether two Writes overlapped.
+func (s *fakeStream) input() ([]byte, bool) {
+	s.inMu.Lock()
+	defer s.inMu.Unlock()
+	return append([]byte(nil), s.typed...), s.overlap
+}
+
+// setGate makes Writes wait for tokens from gate.
+func (s *fakeStream) setGate(gate chan struct{}) {
+	s.inMu.Lock()
+	s.gate, s.discard = gate, make(chan struct{})
+	s.inMu.Unlock()
 }
 
 func (s *fakeStream) Close() error {

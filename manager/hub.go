@@ -189,6 +189,12 @@ type hub struct {
 	retry       *time.Timer
 	openBackoff time.Duration
 	poke        chan struct{}
+
+	// The input path (hubinput.go): inputSlot holds one token while a
+	// writer uses the stream; streamCh (guarded by mu) is closed and
+	// replaced whenever the stream opens, ends, reopens or stops.
+	inputSlot chan struct{}
+	streamCh  chan struct{}
 }
 
 // consoleRecorder receives a node's console output and its tenancy
@@ -213,13 +219,15 @@ type consoleSession struct {
 func newHub(cfg HubConfig, open func(context.Context) (io.ReadCloser, error), log *slog.Logger, stats *consoleStats) *hub {
 	cfg = cfg.withDefaults()
 	return &hub{
-		cfg:     cfg,
-		open:    open,
-		log:     log,
-		stats:   stats,
-		viewers: make(map[*Viewer]struct{}),
-		wake:    make(chan struct{}),
-		poke:    make(chan struct{}, 1),
+		cfg:       cfg,
+		open:      open,
+		log:       log,
+		stats:     stats,
+		viewers:   make(map[*Viewer]struct{}),
+		wake:      make(chan struct{}),
+		poke:      make(chan struct{}, 1),
+		inputSlot: make(chan struct{}, 1),
+		streamCh:  make(chan struct{}),
 	}
 }
 
@@ -324,6 +332,7 @@ func (h *hub) stopSessionLocked() {
 	}
 	h.sess = nil
 	s.cancel()
+	h.notifyStreamLocked()
 	if s.rc != nil {
 		go s.rc.Close() // a driver's Close may talk to the BMC: not under h.mu
 	}
@@ -361,6 +370,7 @@ func (h *hub) kickLocked(reason error) {
 		delete(h.viewers, v)
 		h.stats.viewers.Add(-1)
 	}
+	h.discardInputLocked() // every writer's tenancy ended with it
 }
 
 // refuse disconnects every viewer with reason and refuses new ones; the
@@ -443,6 +453,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 	if err != nil {
 		s.err = err
 		close(s.ready)
+		h.notifyStreamLocked()
 		if h.sess == s {
 			h.sess = nil
 			h.kickLocked(err)
@@ -464,6 +475,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.ringMu.Unlock()
 	}
 	close(s.ready)
+	h.notifyStreamLocked()
 	h.mu.Unlock()
 	h.log.Info("console opened")
 
@@ -488,6 +500,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.stats.lost.Add(1)
 		h.mu.Lock()
 		h.reconnecting = true
+		h.notifyStreamLocked()
 		if time.Since(openedAt) >= stableAfter {
 			backoff = 0
 		} else {
@@ -548,6 +561,7 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		gap := time.Since(lostAt)
 		h.appendLocked(reconnectMarker(gap))
 		h.reconnecting = false
+		h.notifyStreamLocked()
 		h.reconnects++
 		h.lastReconnect = time.Now().UTC()
 		h.mu.Unlock()

@@ -12,11 +12,21 @@ import (
 	"obmd/sol"
 )
 
+// ipmiConsoleInputBuffer bounds the typed bytes a node's console holds
+// for the BMC (sol.ConsoleOptions.MaxPending): the per-console input
+// buffer. SOL carries one packet of at most 255 characters at a time, so
+// 4 KiB keeps the BMC as busy as any larger buffer while a tenancy change
+// has little typed-ahead input to discard.
+const ipmiConsoleInputBuffer = 4 << 10
+
 // consoleOptions are the SOL options for this node: the configured ones,
 // with the node's quirks applied.
 func (d *ipmiDriver) consoleOptions() sol.ConsoleOptions {
 	opts := d.cfg.SOL
 	opts.Logger = d.log.With("component", "sol")
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = ipmiConsoleInputBuffer
+	}
 	opts.IgnorePayloadPort = opts.IgnorePayloadPort || d.quirks.IgnoreSOLPort
 	if d.quirks.IgnoreSOLPayloadSize {
 		// Under the quirk the reported sizes are ignored, so any response
@@ -88,6 +98,21 @@ func (ic *ipmiConsole) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// The console takes input: keystrokes and breaks go to sol.Console, whose
+// MaxPending bounds what waits for the BMC's acknowledgement.
+var _ ConsoleWriter = (*ipmiConsole)(nil)
+
+// Write types p on the host's serial port through SOL (IPMI v2.0 section
+// 15.9: one packet outstanding, partial accepts and NACKs resent by the
+// engine), blocking while MaxPending bytes await acknowledgement.
+func (ic *ipmiConsole) Write(p []byte) (int, error) { return ic.con.Write(p) }
+
+// SendBreak sends SOL's "generate break" operation after the bytes written.
+func (ic *ipmiConsole) SendBreak() error { return ic.con.SendBreak() }
+
+// DiscardInput drops the typed bytes not yet sent to the BMC.
+func (ic *ipmiConsole) DiscardInput() int { return ic.con.DiscardInput() }
 
 // Close deactivates SOL (best effort) and returns the session to the pool
 // if it is still alive. A pending Read returns at once.

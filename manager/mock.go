@@ -79,7 +79,7 @@ const (
 // MockDriver behaves as the original obmd's mock driver: power status is
 // always "Mock Status", the valid boot devices are "A" and "B", and the
 // console prints "0\n1\n2\n..." (starting at NumWrites), the count
-// continuing across connections. It records the last power action for
+// continuing across connections, and discards what is typed. It records the last power action for
 // tests.
 type MockDriver struct {
 	info MockInfo
@@ -165,8 +165,19 @@ func (d *MockDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	d.consoles[pr] = struct{}{}
 	go d.generate(pr, pw)
-	return pr, nil
+	return mockConsole{pr}, nil
 }
+
+// mockConsole is a mock console stream. Like the original obmd's mock,
+// it has nothing to type into: input and breaks are accepted and
+// discarded, so clients can exercise the input path against it.
+type mockConsole struct{ *io.PipeReader }
+
+var _ ConsoleWriter = mockConsole{}
+
+func (mockConsole) Write(p []byte) (int, error) { return len(p), nil }
+func (mockConsole) SendBreak() error            { return nil }
+func (mockConsole) DiscardInput() int           { return 0 }
 
 // generate writes lines into pw, one tick's worth of bytes at a time, until
 // the reader closes. Only lines written completely advance the count.

@@ -43,6 +43,10 @@ type EndpointConfig struct {
 	// MaxPending bounds the host output queued towards the console; Write
 	// blocks beyond it.
 	MaxPending int
+	// AcceptMax, if positive, accepts at most this many characters of each
+	// packet from the console (see Config.AcceptMax): a BMC that partially
+	// accepts every long packet.
+	AcceptMax int
 	// OnEvent, if set, receives the console's operations (break, flush,
 	// CTS pause, ...) and EventPeerNotAnswering. It runs on the caller's
 	// goroutine (the session reader or the timer) and must not block.
@@ -99,6 +103,7 @@ func NewBMCEndpoint(cfg EndpointConfig) *BMCEndpoint {
 		RetryInterval: cfg.RetryInterval,
 		Retries:       cfg.Retries,
 		ReceiveBuffer: cfg.ReceiveBuffer,
+		AcceptMax:     cfg.AcceptMax,
 	})
 	return b
 }

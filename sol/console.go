@@ -441,6 +441,21 @@ func (c *Console) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// DiscardInput drops what was written and not yet sent to the BMC (at
+// most MaxPending bytes plus the last Write) and a break not yet sent, and
+// returns the bytes dropped; the one packet in flight still goes. Blocked
+// writers return.
+func (c *Console) DiscardInput() int {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return 0
+	}
+	n := c.e.DropQueued()
+	c.canWrite.Broadcast()
+	return n
+}
+
 // SendBreak sends a serial break to the host after the bytes already
 // written (IPMI v2.0 section 15.9, "generate break").
 func (c *Console) SendBreak() error {

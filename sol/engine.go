@@ -59,6 +59,12 @@ type Config struct {
 	// FirstSeq is the sequence number of the first data packet (1..15;
 	// anything else means 1).
 	FirstSeq uint8
+	// AcceptMax, if positive, accepts at most this many characters of each
+	// data packet however much room there is: the rest is refused with a
+	// partial accept (IPMI v2.0 section 15.9, "accepted character count"),
+	// as BMCs with small serial buffers do. fakebmc uses it to test a
+	// console against such a BMC; a real client leaves it zero.
+	AcceptMax int
 }
 
 // MaxDataForPayloadSize turns a payload size from the Activate Payload
@@ -237,6 +243,18 @@ func (e *Engine) Write(now time.Time, data []byte) Output {
 	e.queue.write(data)
 	e.finish(now, &o)
 	return o
+}
+
+// DropQueued discards the bytes written and not yet put in a packet, and
+// an operation (a break) not yet sent, and returns how many bytes it
+// dropped: the packet in flight, if any, still goes. A console drops a
+// tenant's typed-ahead input this way when the tenancy ends, so that none
+// of it reaches the machine afterwards.
+func (e *Engine) DropQueued() int {
+	n := e.queue.len()
+	e.queue.reset()
+	e.signal, e.pendingOps, e.opsAfter = false, 0, 0
+	return n
 }
 
 // Break signals a serial break to the peer: from the console the "generate
@@ -446,6 +464,9 @@ func (e *Engine) accept(data []byte, o *Output) {
 		data = data[:MaxCharacters-e.lastAccepted]
 	}
 	k := min(len(data), e.room())
+	if e.cfg.AcceptMax > 0 {
+		k = min(k, max(e.cfg.AcceptMax-e.lastAccepted, 0))
+	}
 	if k > 0 {
 		o.Deliver = data[:k]
 		e.buffered += k

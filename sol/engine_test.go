@@ -636,3 +636,73 @@ func TestEngineAnswersLikeTheCapturedPeers(t *testing.T) {
 }
 
 func hexOf(s string) string { return fmt.Sprintf("%x", s) }
+
+func TestEngineAcceptMax(t *testing.T) {
+	tests := []struct {
+		name      string
+		acceptMax int
+		in        Packet
+		deliver   string
+		ack       Packet
+	}{
+		{"longer than the cap: partial accept", 3, dataPkt(1, "abcdef"), "abc", ackPkt(1, 3)},
+		{"within the cap: all accepted", 3, dataPkt(1, "ab"), "ab", ackPkt(1, 2)},
+		{"no cap", 0, dataPkt(1, "abcdef"), "abcdef", ackPkt(1, 6)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEngine(BMCSide, func(c *Config) { c.AcceptMax = tc.acceptMax })
+			o := e.Receive(t0, tc.in)
+			expectDeliver(t, "receive", o, tc.deliver)
+			expectSend(t, "receive", o, tc.ack)
+		})
+	}
+	t.Run("a copy after a capped accept delivers nothing more", func(t *testing.T) {
+		e := newTestEngine(BMCSide, func(c *Config) { c.AcceptMax = 3 })
+		e.Receive(t0, dataPkt(1, "abcdef"))
+		o := e.Receive(t0, dataPkt(1, "abcdef"))
+		expectDeliver(t, "copy", o, "")
+		expectSend(t, "copy", o, ackPkt(1, 3))
+	})
+	t.Run("console and capped BMC deliver everything once, in order", func(t *testing.T) {
+		con := newTestEngine(ConsoleSide)
+		bmc := newTestEngine(BMCSide, func(c *Config) { c.AcceptMax = 4 })
+		want := "the quick brown fox jumps over the lazy dog"
+		var got []byte
+		o := con.Write(t0, []byte(want))
+		for i := 0; len(o.Send) > 0; i++ {
+			if i > 100 {
+				t.Fatal("never finished")
+			}
+			var back Output
+			for _, p := range o.Send {
+				r := bmc.Receive(t0, p)
+				got = append(got, r.Deliver...)
+				back.Send = append(back.Send, r.Send...)
+				bmc.Consume(t0, len(r.Deliver))
+			}
+			o = Output{}
+			for _, p := range back.Send {
+				r := con.Receive(t0, p)
+				o.Send = append(o.Send, r.Send...)
+			}
+		}
+		if string(got) != want {
+			t.Fatalf("BMC got %q, want %q", got, want)
+		}
+	})
+}
+
+func TestEngineDropQueued(t *testing.T) {
+	e := newTestEngine(ConsoleSide, func(c *Config) { c.MaxData = 2 })
+	expectSend(t, "write", e.Write(t0, []byte("abcdef")), dataPkt(1, "ab"))
+	e.Break(t0)
+	if n := e.DropQueued(); n != 4 {
+		t.Fatalf("DropQueued = %d, want the 4 bytes not yet in a packet", n)
+	}
+	if p := e.Pending(); p != 2 {
+		t.Fatalf("Pending = %d, want the 2 bytes in flight", p)
+	}
+	expectSend(t, "in-flight packet acked: nothing, not even the break, follows", e.Receive(t0, ackPkt(1, 2)))
+	expectSend(t, "new input goes on", e.Write(t0, []byte("x")), dataPkt(2, "x"))
+}

@@ -49,6 +49,7 @@ type options struct {
 	count            int
 	console          string
 	baud             int
+	solAccept        int
 	faults           fakebmc.FaultPlan
 	powerOff         bool
 	logLevel         slog.Level
@@ -90,6 +91,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.count, "count", 1, "number of BMCs, on consecutive ports")
 	fs.StringVar(&o.console, "console", "counter", "console output: counter (lines 0\\n1\\n2\\n...; with no SOL client attached the output is dropped, as on a real serial port, and the count goes on) or echo (typed bytes come back)")
 	fs.IntVar(&o.baud, "baud", fakebmc.DefaultBaud, "counter console speed in bits/s (10 bits per character); 0 = as fast as SOL takes it")
+	fs.IntVar(&o.solAccept, "sol-accept", 0, "accept at most `N` characters (1..255) of each SOL packet a client types, answering a partial accept for the rest, as BMCs with a small serial buffer do; 0 = accept whole packets")
 	fs.Float64Var(&o.faults.Loss, "loss", 0, "probability (0..1) that a datagram is lost, each direction")
 	fs.Float64Var(&o.faults.Dup, "dup", 0, "probability (0..1) that a datagram is duplicated")
 	fs.Float64Var(&o.faults.Reorder, "reorder", 0, "probability (0..1) that a datagram is overtaken by later ones")
@@ -312,6 +314,9 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 	if o.baud < 0 {
 		problems = append(problems, fmt.Sprintf("-baud %d is negative", o.baud))
 	}
+	if o.solAccept < 0 || o.solAccept > 255 {
+		problems = append(problems, fmt.Sprintf("-sol-accept %d is not between 0 and 255", o.solAccept))
+	}
 	if err := o.faults.Validate(); err != nil {
 		problems = append(problems, "-"+strings.ReplaceAll(err.Error(), "\n", "; -"))
 	}
@@ -378,6 +383,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Faults:       o.faults,
 			StartOn:      !o.powerOff,
 			Quirks:       o.quirks,
+			SOLAcceptMax: o.solAccept,
 			Redfish:      redfish,
 		},
 		Misbehave: o.misbehave,

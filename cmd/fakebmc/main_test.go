@@ -99,6 +99,7 @@ func TestBadFlagsExitTwoWithOneLine(t *testing.T) {
 		{"bad count", []string{"-count", "0"}, "-count 0 is not between 1 and 65535"},
 		{"bad console", []string{"-console", "tty"}, `-console "tty" is not counter or echo`},
 		{"negative baud", []string{"-baud", "-5"}, "-baud -5 is negative"},
+		{"SOL accept limit too large", []string{"-sol-accept", "256"}, "-sol-accept 256 is not between 0 and 255"},
 		{"loss above one", []string{"-loss", "1.5"}, "-loss probability 1.5 is not between 0 and 1"},
 		{"every problem at once", []string{"-dup", "2", "-reorder", "-1", "-count", "-1"},
 			"-count -1 is not between 1 and 65535; -dup probability 2 is not between 0 and 1; -reorder probability -1 is not between 0 and 1"},

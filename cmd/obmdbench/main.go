@@ -34,7 +34,7 @@ func main() {
 }
 
 // scenarios, in the order they run within each round.
-var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle"}
+var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle", "typing", "fanout-ws"}
 
 type options struct {
 	runs       int
@@ -52,6 +52,7 @@ type options struct {
 	fanoutViewers, fanoutNodes           int
 	idleNodes                            int
 	redfishReqs, redfishCurl             int
+	typingSamples                        int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.idleNodes, "idle-nodes", 10000, "nodes with idle warm sessions (idle)")
 	fs.IntVar(&o.redfishReqs, "redfish-requests", 5000, "power_status requests on a redfish node per run (redfish)")
 	fs.IntVar(&o.redfishCurl, "redfish-curl", 40, "curl login-query-logout sequences per run (redfish baseline)")
+	fs.IntVar(&o.typingSamples, "typing-samples", 500, "keys timed per client (typing)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -268,6 +270,19 @@ func (o *options) runScenario(ctx context.Context, name string, c *collector) er
 		r, err := bench.IdleSessions(ctx, bench.IdleConfig{Obmd: o.obmd, Nodes: o.idleNodes})
 		if err == nil {
 			c.idle = append(c.idle, r)
+		}
+		return err
+	case "typing":
+		r, err := bench.TypingLatency(ctx, bench.TypingConfig{Obmd: o.obmd, Samples: o.typingSamples})
+		if err == nil {
+			c.typing = append(c.typing, r)
+		}
+		return err
+	case "fanout-ws":
+		r, err := bench.ConsoleFanout(ctx, bench.FanoutConfig{Obmd: o.obmd, Nodes: 1,
+			ViewersPerNode: o.fanoutViewers, Duration: o.fanoutDuration, WebSocket: true})
+		if err == nil {
+			c.fanWS = append(c.fanWS, r)
 		}
 		return err
 	}

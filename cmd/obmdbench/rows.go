@@ -17,6 +17,8 @@ type collector struct {
 	fanViewers []bench.FanoutResult
 	fanNodes   []bench.FanoutResult
 	idle       []bench.IdleResult
+	typing     []bench.TypingResult
+	fanWS      []bench.FanoutResult
 	failures   map[string][]string // scenario -> reasons
 }
 
@@ -180,6 +182,26 @@ func (c *collector) rows(o *options, r *bench.Report) {
 				Baseline: series(c.idle, func(x bench.IdleResult) float64 { return sec(x.Connect) }).Spread(bench.FmtDuration)})
 		}
 		failedRow("idle", name)
+	}
+
+	if o.only["typing"] {
+		name := "Interactive console: a typed key -> the machine's serial port (WebSocket -> obmd -> SOL -> fakebmc), one key at a time"
+		if len(c.typing) > 0 {
+			add(bench.Row{Benchmark: name, Metric: "latency p50; baseline: a byte written to `ipmitool -I lanplus -C 17 sol activate`'s stdin, same fleet, same run",
+				Value:    series(c.typing, func(x bench.TypingResult) float64 { return sec(x.P50) }).Spread(bench.FmtDuration),
+				Baseline: series(c.typing, func(x bench.TypingResult) float64 { return sec(x.IpmitoolP50) }).Spread(bench.FmtDuration),
+				Ratio:    series(c.typing, func(x bench.TypingResult) float64 { return x.IpmitoolP50.Seconds() / x.P50.Seconds() }).Spread(bench.FmtRatio)})
+			add(bench.Row{Benchmark: name, Metric: "latency p99; baseline: ipmitool sol activate",
+				Value:    series(c.typing, func(x bench.TypingResult) float64 { return sec(x.P99) }).Spread(bench.FmtDuration),
+				Baseline: series(c.typing, func(x bench.TypingResult) float64 { return sec(x.IpmitoolP99) }).Spread(bench.FmtDuration),
+				Ratio:    series(c.typing, func(x bench.TypingResult) float64 { return x.IpmitoolP99.Seconds() / x.P99.Seconds() }).Spread(bench.FmtRatio)})
+		}
+		failedRow("typing", name)
+	}
+	if o.only["fanout-ws"] {
+		name := fmt.Sprintf("Daemon: console fan-out over WebSocket, 1 node x %d viewers, 115200 baud", o.fanoutViewers)
+		fanoutRows(add, name, c.fanWS, false)
+		failedRow("fanout-ws", name)
 	}
 }
 
