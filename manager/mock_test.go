@@ -47,7 +47,8 @@ func TestMockConsolePace(t *testing.T) {
 		if err != nil || n != MockBaud/10 {
 			t.Fatal(n, err)
 		}
-		if el := time.Since(start); el < 900*time.Millisecond || el > 1100*time.Millisecond {
+		// Paced, not faster; the upper margin is for a loaded 2-core machine.
+		if el := time.Since(start); el < 900*time.Millisecond || el > 1500*time.Millisecond {
 			t.Errorf("one second of output took %v", el)
 		}
 		d.Close()
