@@ -176,27 +176,34 @@ func BuiltinDrivers() *Registry { return builtinDrivers(ipmiConstructor) }
 func builtinDrivers(newIPMI IPMIConstructor) *Registry {
 	r := NewRegistry()
 	mustRegister(r, "mock", MockDriverType())
-	ipmi := DriverType{
+	mustRegister(r, "ipmi", typedDriver("ipmi", ParseIPMIInfo, newIPMI))
+	mustRegister(r, "redfish", RedfishDriverType(RedfishDriverConfig{}))
+	return r
+}
+
+// typedDriver makes a DriverType from a driver's own parser and
+// constructor, which take and give its concrete info type I. A nil build
+// leaves New nil: the type is known but not available.
+func typedDriver[I DriverInfo](name string, parse func(json.RawMessage) (I, error), build func(I, DriverEnv) (Driver, error)) DriverType {
+	t := DriverType{
 		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
-			info, err := ParseIPMIInfo(raw)
+			info, err := parse(raw)
 			if err != nil {
 				return nil, err
 			}
 			return info, nil
 		},
 	}
-	if newIPMI != nil {
-		ipmi.New = func(info DriverInfo, env DriverEnv) (Driver, error) {
-			ii, ok := info.(IPMIInfo)
+	if build != nil {
+		t.New = func(info DriverInfo, env DriverEnv) (Driver, error) {
+			ti, ok := info.(I)
 			if !ok {
-				return nil, fmt.Errorf("manager: ipmi driver given %T info", info)
+				return nil, fmt.Errorf("manager: %s driver given %T info", name, info)
 			}
-			return newIPMI(ii, env)
+			return build(ti, env)
 		}
 	}
-	mustRegister(r, "ipmi", ipmi)
-	mustRegister(r, "redfish", RedfishDriverType(RedfishDriverConfig{}))
-	return r
+	return t
 }
 
 func mustRegister(r *Registry, name string, t DriverType) {

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,22 +136,9 @@ func (c IPMIDriverConfig) requestBudget() time.Duration {
 // tunes the driver: register it in its own Registry in place of the one
 // BuiltinDrivers holds (which uses the zero config).
 func IPMIDriverType(cfg IPMIDriverConfig) DriverType {
-	return DriverType{
-		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
-			info, err := ParseIPMIInfo(raw)
-			if err != nil {
-				return nil, err
-			}
-			return info, nil
-		},
-		New: func(info DriverInfo, env DriverEnv) (Driver, error) {
-			ii, ok := info.(IPMIInfo)
-			if !ok {
-				return nil, fmt.Errorf("manager: ipmi driver given %T info", info)
-			}
-			return NewIPMIDriver(ii, env, cfg)
-		},
-	}
+	return typedDriver("ipmi", ParseIPMIInfo, func(info IPMIInfo, env DriverEnv) (Driver, error) {
+		return NewIPMIDriver(info, env, cfg)
+	})
 }
 
 // NewIPMIDriver builds the driver of one IPMI node. It does no network

@@ -98,22 +98,9 @@ func NewMockDriver(info MockInfo) *MockDriver {
 
 // MockDriverType is the "mock" entry of BuiltinDrivers.
 func MockDriverType() DriverType {
-	return DriverType{
-		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
-			info, err := ParseMockInfo(raw)
-			if err != nil {
-				return nil, err
-			}
-			return info, nil
-		},
-		New: func(info DriverInfo, _ DriverEnv) (Driver, error) {
-			mi, ok := info.(MockInfo)
-			if !ok {
-				return nil, fmt.Errorf("manager: mock driver given %T info", info)
-			}
-			return NewMockDriver(mi), nil
-		},
-	}
+	return typedDriver("mock", ParseMockInfo, func(info MockInfo, _ DriverEnv) (Driver, error) {
+		return NewMockDriver(info), nil
+	})
 }
 
 // LastAction returns the last power or boot action, "" if none.

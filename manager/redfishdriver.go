@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,22 +80,9 @@ func (c RedfishDriverConfig) withDefaults() RedfishDriverConfig {
 
 // RedfishDriverType is the "redfish" driver type with cfg.
 func RedfishDriverType(cfg RedfishDriverConfig) DriverType {
-	return DriverType{
-		ParseInfo: func(raw json.RawMessage) (DriverInfo, error) {
-			info, err := ParseRedfishInfo(raw)
-			if err != nil {
-				return nil, err
-			}
-			return info, nil
-		},
-		New: func(info DriverInfo, env DriverEnv) (Driver, error) {
-			ri, ok := info.(RedfishInfo)
-			if !ok {
-				return nil, fmt.Errorf("manager: redfish driver given %T info", info)
-			}
-			return NewRedfishDriver(ri, env, cfg)
-		},
-	}
+	return typedDriver("redfish", ParseRedfishInfo, func(info RedfishInfo, env DriverEnv) (Driver, error) {
+		return NewRedfishDriver(info, env, cfg)
+	})
 }
 
 // NewRedfishDriver builds the driver of one Redfish node. It does no
