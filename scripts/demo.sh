@@ -105,6 +105,10 @@ Tenant calls (what HIL redirects to):
   curl -X PUT -d '{"bootdev": "pxe"}' '$base/node/node0/boot_device?token=$token'
   curl -N '$base/node/node0/console?token=$token'          # the serial console, streamed
 
+Interactive console (type into it; ~. leaves, ~B sends a break):
+  bin/obmd console '$base/node/node0/console?token=$token'
+  or open $base/node/node0/console?token=$token in a browser
+
 Admin calls (HIL):
   curl -u admin:$admin_token -X POST $base/node/node1/token
   curl -u admin:$admin_token -X DELETE $base/node/node0/token
