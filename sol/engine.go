@@ -173,6 +173,8 @@ type Engine struct {
 	outSends   int       // transmissions of the outstanding packet so far
 	resends    uint64    // retransmissions over the Engine's life
 	reacks     bool      // an ACK came for a packet after it was retransmitted
+	outIsProbe bool      // the outstanding packet is an empty one Probe sent
+	probeSig   bool      // the pending signal is Probe's
 	silent     bool      // EventPeerNotAnswering reported for the outstanding packet
 	paused     bool      // the peer NACKed pausedSeq: wait for its ACK or pauseUntil
 	pausedSeq  uint8
@@ -425,10 +427,17 @@ func (e *Engine) Tick(now time.Time) Output {
 			// the peer is alive and ignores our copies, so it took the
 			// first one.
 			e.outSeq, e.outData, e.outOps, e.outSends = 0, nil, 0, 0
-			e.silent = false
+			e.silent, e.outIsProbe = false, false
 			o.Events = append(o.Events, EventAssumedDelivered)
+			if !e.probeDue.IsZero() && e.queue.len() == 0 && !e.signal {
+				// A probe is still waiting for an answer: ask again
+				// under the next number, which a strict peer takes.
+				e.signal, e.probeSig, e.opsAfter = true, true, 0
+			}
 		} else {
-			if e.outSends > e.cfg.Retries && !e.silent {
+			// A probe's empty packet is not data: Probe's deadline, not
+			// the retry count, says when its silence matters.
+			if e.outSends > e.cfg.Retries && !e.silent && !e.outIsProbe {
 				e.silent = true
 				o.Events = append(o.Events, EventPeerNotAnswering)
 			}
@@ -460,7 +469,7 @@ func (e *Engine) assumeDelivered() bool {
 	if n <= 0 || e.outSends-1 < n || e.reacks {
 		return false
 	}
-	return e.heardAt.After(e.outFirst) || e.aliveAt.After(e.outFirst)
+	return e.AliveSince(e.outFirst)
 }
 
 // Alive tells the Engine that the peer showed life outside SOL (it
@@ -476,6 +485,12 @@ func (e *Engine) Alive(now time.Time) {
 // yet).
 func (e *Engine) LastHeard() time.Time { return e.heardAt }
 
+// AliveSince reports whether the peer showed life (a packet, or Alive) at
+// or after t.
+func (e *Engine) AliveSince(t time.Time) bool {
+	return !e.heardAt.Before(t) || !e.aliveAt.Before(t)
+}
+
 // Probe asks the peer for a sign of life on SOL itself: unless a data
 // packet is outstanding (which the peer must answer anyway) or the peer
 // has paused us, it sends an empty data packet, which the peer must ACK.
@@ -489,8 +504,7 @@ func (e *Engine) Probe(now time.Time, within time.Duration) Output {
 		return o
 	}
 	if e.outSeq == 0 && !e.paused && e.queue.len() == 0 && !e.signal {
-		e.signal = true
-		e.opsAfter = 0
+		e.signal, e.probeSig, e.opsAfter = true, true, 0
 	}
 	if e.probeDue.IsZero() {
 		e.probeDue = now.Add(within)
@@ -698,7 +712,7 @@ func (e *Engine) receiveAck(now time.Time, p Packet) {
 		accepted := min(int(p.Accepted), len(e.outData))
 		rest := e.outData[accepted:]
 		e.outSeq, e.outData, e.outOps, e.outSends = 0, nil, 0, 0
-		e.silent = false
+		e.silent, e.outIsProbe = false, false
 		if len(rest) > 0 {
 			// Partial accept or NACK: the rest goes again, ahead of
 			// everything queued after it, under a new sequence number.
@@ -749,8 +763,10 @@ func (e *Engine) startPacket(now time.Time, o *Output) {
 	}
 	data := make([]byte, n)
 	e.queue.read(data)
+	e.outIsProbe = false
 	if carriesSignal {
-		e.signal, e.pendingOps = false, 0
+		e.outIsProbe = e.probeSig && n == 0 && ops == 0
+		e.signal, e.pendingOps, e.probeSig = false, 0, false
 	} else if e.signal {
 		e.opsAfter -= n
 	}
