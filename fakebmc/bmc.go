@@ -168,6 +168,7 @@ type BMC struct {
 	// Quirks at run time (quirks_sol.go).
 	bogusSOL  net.PacketConn // the port solport-bogus names; never read
 	quirkStop chan struct{}  // closed by close
+	stealing  uint32         // while StealSOL runs, the victim's session ID (mu)
 }
 
 // newBMC assembles a BMC; it does not serve yet.

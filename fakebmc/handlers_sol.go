@@ -381,7 +381,10 @@ func (b *BMC) getPayloadActivationStatus(r *request) (ipmi.CompletionCode, []byt
 		return ipmi.CCInvalidDataField, nil
 	}
 	rsp := ipmi.GetPayloadActivationStatusRsp{InstanceCapacity: 1}
-	if b.SOLActive() && !b.solStatusLies() {
+	b.mu.Lock()
+	active := b.active != nil || b.stealing != 0
+	b.mu.Unlock()
+	if active && !b.solStatusLies() {
 		rsp.Active = 1 << (solInstance - 1)
 	}
 	return ipmi.CCOK, rsp.Marshal()
@@ -400,8 +403,11 @@ func (b *BMC) getPayloadInstanceInfo(r *request) (ipmi.CompletionCode, []byte) {
 	}
 	rsp := ipmi.GetPayloadInstanceInfoRsp{Info: [8]byte{1}}
 	b.mu.Lock()
-	if b.active != nil {
+	switch {
+	case b.active != nil:
 		rsp.SessionID = b.active.sess.ID()
+	case b.stealing != 0:
+		rsp.SessionID = b.stealing
 	}
 	b.mu.Unlock()
 	return ipmi.CCOK, rsp.Marshal()

@@ -207,6 +207,17 @@ func (b *BMC) StealSOL() error {
 	if p == nil || p.phantom {
 		return errNothingToSteal
 	}
+	// Between the abandon and the phantom's activation the instance is
+	// nobody's for a moment; the status commands go on naming the victim
+	// meanwhile, so no client can read the steal in them.
+	b.mu.Lock()
+	b.stealing = p.sess.ID()
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.stealing = 0
+		b.mu.Unlock()
+	}()
 	b.abandon(p)
 	b.log.Info("SOL stolen silently", "from_session", p.sess.ID())
 	return b.LeaveStaleSOL()

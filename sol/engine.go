@@ -426,9 +426,14 @@ func (e *Engine) Tick(now time.Time) Output {
 			// Strict SOL sequencing (see Config.AssumeDeliveredAfter):
 			// the peer is alive and ignores our copies, so it took the
 			// first one.
+			if !e.outIsProbe {
+				// An unanswered probe proves nothing about the peer's
+				// sequencing (a silently stolen SOL instance answers no
+				// packet at all): only data is worth reporting.
+				o.Events = append(o.Events, EventAssumedDelivered)
+			}
 			e.outSeq, e.outData, e.outOps, e.outSends = 0, nil, 0, 0
 			e.silent, e.outIsProbe = false, false
-			o.Events = append(o.Events, EventAssumedDelivered)
 			if !e.probeDue.IsZero() && e.queue.len() == 0 && !e.signal {
 				// A probe is still waiting for an answer: ask again
 				// under the next number, which a strict peer takes.
