@@ -1,7 +1,10 @@
 package fakebmc
 
 import (
+	"bufio"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,5 +271,41 @@ func TestQuirkSOLSeqRestart(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no packet numbered 1 after the reset")
 		}
+	}
+}
+
+// TestSOLPortSwappedNeedsNoQuirk is issue 10's headline case: Activate
+// Payload names the session's port byte-swapped (Supermicro X8DTH-iF), and
+// obmd's console, opened with no quirk, streams. Before, it sent SOL to
+// the swapped port, heard nothing and ended with "BMC stopped acknowledging
+// SOL data" unless the node named the "solport" quirk.
+func TestSOLPortSwappedNeedsNoQuirk(t *testing.T) {
+	t.Parallel()
+	f := startTestFleet(t, 1, func(c *FleetConfig) { c.BMC.Quirks = Quirks{QuirkSOLPortSwapped: true} })
+	con, err := sol.Open(t.Context(), dial(t, f, 0), sol.ConsoleOptions{})
+	if err != nil {
+		t.Fatalf("sol.Open: %v", err)
+	}
+	defer con.Close()
+	if a := con.Activation(); a.Port == f.BMC(0).Addr().Port {
+		t.Fatalf("Activate Payload named port %d, the session's: the quirk is not in effect", a.Port)
+	}
+	r := bufio.NewReader(con)
+	timer := time.AfterFunc(10*time.Second, func() { con.Close() })
+	defer timer.Stop()
+	if _, err := r.ReadString('\n'); err != nil { // may start mid-line
+		t.Fatal(err)
+	}
+	last := -1
+	for range 2000 { // about a second at 115200 baud, well past the retry budget
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("console after line %d: %v", last, err)
+		}
+		v, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
+		if err != nil || (last >= 0 && v != last+1) {
+			t.Fatalf("line %q after %d: not the next counter value", line, last)
+		}
+		last = v
 	}
 }
