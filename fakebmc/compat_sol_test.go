@@ -35,8 +35,8 @@ import (
 // one matrix; COMPAT-SOL.md is rendered from them and kept in step by
 // TestSOLCompatTableInStep.
 
-// peerOutcome is what a peer client does on a row's BMC.
-type peerOutcome struct {
+// solPeerOutcome is what a peer client does on a row's BMC.
+type solPeerOutcome struct {
 	works bool   // it streams the console (or echoes what is typed) as it should
 	says  string // text it prints, asserted ("" for none)
 	what  string // the outcome in words, for the table
@@ -59,7 +59,7 @@ type solCompatRow struct {
 	// (peers that "work" keep streaming; those that do not fall silent).
 	silenced bool
 
-	ipmitool, ipmiconsole peerOutcome
+	ipmitool, ipmiconsole solPeerOutcome
 	obmd                  string // obmd's outcome in words, for the table
 	// detected is the quirk obmd must report as detected ("" for none
 	// required).
@@ -83,37 +83,37 @@ func dropFirstDataACK(c *BMCConfig) {
 var solCompatRows = []solCompatRow{
 	{
 		quirk:       QuirkSOLPortSwapped,
-		ipmitool:    peerOutcome{works: true, what: "works (maps the swapped port back)"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (maps a swapped 623 only; needs -W solport)"},
+		ipmitool:    solPeerOutcome{works: true, what: "works (maps the swapped port back)"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (maps a swapped 623 only; needs -W solport)"},
 		obmd:        "works: the byte-swapped session port is the session's",
 		detected:    sol.QuirkSOLPort,
 	},
 	{
 		quirk:       QuirkSOLPort623,
-		ipmitool:    peerOutcome{says: "Error: BMC requests SOL session on different port", what: "fails: BMC requests SOL session on different port"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation"},
+		ipmitool:    solPeerOutcome{says: "Error: BMC requests SOL session on different port", what: "fails: BMC requests SOL session on different port"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation"},
 		obmd:        "works: tries both ports, keeps the session's, which answers",
 		detected:    sol.QuirkSOLPort,
 	},
 	{
 		quirk:       QuirkSOLPortBogus,
-		ipmitool:    peerOutcome{says: "Error: BMC requests SOL session on different port", what: "fails: BMC requests SOL session on different port"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation"},
+		ipmitool:    solPeerOutcome{says: "Error: BMC requests SOL session on different port", what: "fails: BMC requests SOL session on different port"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation"},
 		obmd:        "works: tries both ports, keeps the session's, which answers",
 		detected:    sol.QuirkSOLPort,
 	},
 	{
 		quirk:       QuirkSOLSize1,
-		ipmitool:    peerOutcome{works: true, what: "works (sends 1 character per packet)"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (needs -W solpayloadsize)"},
+		ipmitool:    solPeerOutcome{works: true, what: "works (sends 1 character per packet)"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (needs -W solpayloadsize)"},
 		obmd:        "works: 28 characters per packet instead of the nonsense size",
 		detected:    sol.QuirkSOLPayloadSize,
 	},
 	{
 		quirk:       QuirkActivationStatusLies,
 		during:      func(t *testing.T, b *BMC) { time.Sleep(3 * time.Second) }, // several keepalives
-		ipmitool:    peerOutcome{works: true, what: "works (never asks)"},
-		ipmiconsole: peerOutcome{works: true, what: "works (asks only before activating)"},
+		ipmitool:    solPeerOutcome{works: true, what: "works (never asks)"},
+		ipmiconsole: solPeerOutcome{works: true, what: "works (asks only before activating)"},
 		// The keepalive asks Get Payload Instance Info, which this BMC
 		// answers truthfully; a BMC that lies there too, or lacks it, is
 		// TestConsoleIgnoresStatusThatSOLDisproves in package sol.
@@ -121,8 +121,8 @@ var solCompatRows = []solCompatRow{
 	},
 	{
 		quirk:       QuirkCTSAux,
-		ipmitool:    peerOutcome{says: "Error activating SOL payload: Invalid data field in request", what: "fails: Invalid data field in request (needs -o intelplus)"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Error", what: "fails: BMC Error (needs -W intel20)"},
+		ipmitool:    solPeerOutcome{says: "Error activating SOL payload: Invalid data field in request", what: "fails: Invalid data field in request (needs -o intelplus)"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Error", what: "fails: BMC Error (needs -W intel20)"},
 		obmd:        "works: retries with the handshake bit clear",
 		detected:    sol.QuirkCTSAux,
 	},
@@ -130,8 +130,8 @@ var solCompatRows = []solCompatRow{
 		quirk:       QuirkSOLStrictSeq,
 		echo:        true,
 		config:      dropFirstDataACK,
-		ipmitool:    peerOutcome{works: true, what: "works (does not insist on an answer to its resend)"},
-		ipmiconsole: peerOutcome{what: "stalls: its resend is never answered, what is typed next never arrives, no error within 4 s"},
+		ipmitool:    solPeerOutcome{works: true, what: "works (does not insist on an answer to its resend)"},
+		ipmiconsole: solPeerOutcome{what: "stalls: its resend is never answered, what is typed next never arrives, no error within 4 s"},
 		obmd:        "works: the unanswered resend counts as delivered; typing goes on, nothing doubled",
 		detected:    sol.QuirkStrictSeq,
 	},
@@ -146,16 +146,16 @@ var solCompatRows = []solCompatRow{
 			}
 		},
 		silenced:    true,
-		ipmitool:    peerOutcome{what: "output stops without a word; ipmitool carries on silent"},
-		ipmiconsole: peerOutcome{what: "output stops without a word; ipmiconsole carries on silent"},
+		ipmitool:    solPeerOutcome{what: "output stops without a word; ipmitool carries on silent"},
+		ipmiconsole: solPeerOutcome{what: "output stops without a word; ipmiconsole carries on silent"},
 		obmd:        "notices within keepalive + timeout (3 s), takes SOL back, marks the gap and the takeover",
 		detected:    sol.QuirkSOLStolen,
 	},
 	{
 		quirk:       QuirkDeactivateIgnored,
 		before:      func(t *testing.T, b *BMC) { leaveStale(t, b) },
-		ipmitool:    peerOutcome{says: "Info: SOL payload already active on another session", what: "fails: SOL payload already active on another session"},
-		ipmiconsole: peerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (its deactivate-and-retry loop gives up)"},
+		ipmitool:    solPeerOutcome{says: "Info: SOL payload already active on another session", what: "fails: SOL payload already active on another session"},
+		ipmiconsole: solPeerOutcome{says: "[error received]: BMC Implementation", what: "fails: BMC Implementation (its deactivate-and-retry loop gives up)"},
 		obmd:        "works: toggles SOL Enable once, then activates; says it took SOL over",
 		detected:    sol.QuirkDeactivateIgnored,
 	},
@@ -169,8 +169,8 @@ var solCompatRows = []solCompatRow{
 				time.Sleep(300 * time.Millisecond)
 			}
 		},
-		ipmitool:    peerOutcome{works: true, what: "works (any number but the last is new)"},
-		ipmiconsole: peerOutcome{works: true, what: "works"},
+		ipmitool:    solPeerOutcome{works: true, what: "works (any number but the last is new)"},
+		ipmiconsole: solPeerOutcome{works: true, what: "works"},
 		obmd:        "works: an old number carrying new bytes is new data",
 	},
 }
@@ -261,7 +261,7 @@ const echoFirst, echoSecond = "hello-strict\r", "world-strict\r"
 
 // runPeer runs one peer client on a fresh BMC of the row and checks its
 // outcome.
-func runPeer(t *testing.T, row solCompatRow, name string, want peerOutcome) {
+func runPeer(t *testing.T, row solCompatRow, name string, want solPeerOutcome) {
 	f := startCompatBMC(t, row)
 	b := f.BMC(0)
 	var c *peertest.SOLClient
