@@ -570,7 +570,7 @@ func (c *Console) receive(b []byte) {
 		if used := c.portOf(); used != 0 {
 			c.portSeen.Store(true)
 			c.adapt(Adaptation{Quirk: QuirkSOLPort, Evidence: fmt.Sprintf(
-				"Activate Payload named port %d; SOL sent to it and to the session's port answered on %d", c.namedPort, used)})
+				"Activate Payload named port %d; SOL tried there and on the session's port, and port %d answered", c.namedPort, used)})
 		}
 	}
 }
