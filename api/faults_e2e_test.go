@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,13 @@ func TestFaultStaleSOLTakenOver(t *testing.T) {
 	}
 	if !b.SOLActive() {
 		t.Error("SOL not active on the BMC while the viewer streams")
+	}
+	// The viewer is told, in-band, that someone else's SOL was ended.
+	w.mu.Lock()
+	notes := slices.Clone(w.notes)
+	w.mu.Unlock()
+	if len(notes) != 1 {
+		t.Errorf("notes %q; want the takeover said once", notes)
 	}
 }
 
@@ -330,6 +338,7 @@ func (n e2eNode) async(method, route string) <-chan asyncAnswer {
 type counterWatch struct {
 	mu      sync.Mutex
 	segs    []counterSegment
+	notes   []string // obmd's notes on how the console opened (a takeover)
 	err     error
 	waiting bool
 	changed chan struct{} // closed at the next change while waiting
@@ -359,6 +368,7 @@ const stallMin = 100 * time.Millisecond
 
 var (
 	markerLine  = regexp.MustCompile(`^\[obmd: console reconnected after [0-9.]+[a-zµ]+\]\r$`)
+	noteLine    = regexp.MustCompile(`^\[obmd: SOL was active for another session; took it over[^\]]*\]\r$`)
 	partialLine = regexp.MustCompile(`^[0-9]*\r$`)
 )
 
@@ -383,6 +393,14 @@ func (w *counterWatch) run(r *bufio.Reader) {
 			cut = false
 			w.update(func() error {
 				w.segs = append(w.segs, counterSegment{marker: strings.TrimSuffix(line, "\r"), markerAt: now})
+				return nil
+			})
+		case noteLine.MatchString(line):
+			// How the console (re)opened: no gap of its own, the counter
+			// goes on in the current segment.
+			cut = false
+			w.update(func() error {
+				w.notes = append(w.notes, strings.TrimSuffix(line, "\r"))
 				return nil
 			})
 		case cut:

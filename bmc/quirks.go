@@ -41,8 +41,12 @@ import (
 //     (Supermicro H8QME). obmd always compares on the HMAC's length, so
 //     the quirk is accepted and always in effect.
 //
-// The SOL quirks act where SOL is set up: the console code asks SOLPort and
-// SOLMaxData instead of reading the Activate Payload response itself.
+// The SOL quirks are explicit overrides: without them the console (package
+// sol) applies the rules of BMC-QUIRKS.md to the Activate Payload response
+// by itself (a byte-swapped port mapped back, any other port tried along
+// with the session's, nonsense sizes replaced). The manager turns
+// "solpayloadsize" into a fixed size with SOLMaxData and "solport" into
+// sol.ConsoleOptions.IgnorePayloadPort.
 type Quirks struct {
 	IgnoreSOLPort        bool // "solport"
 	IgnoreSOLPayloadSize bool // "solpayloadsize"

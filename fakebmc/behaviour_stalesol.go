@@ -83,6 +83,11 @@ func (b *BMC) LeaveStaleSOL() error {
 		}
 		return fmt.Errorf("fakebmc: leaving a stale SOL on %s: %w", b.addr, err)
 	}
+	b.mu.Lock()
+	if b.active != nil && b.active.sess.ID() == s.BMCSessionID() {
+		b.active.phantom = true
+	}
+	b.mu.Unlock()
 	// The kill: from here on the client can send nothing (its Close
 	// Session never leaves) and the BMC's packets to it go nowhere.
 	clientEnd.vanish()

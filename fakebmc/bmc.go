@@ -11,6 +11,7 @@ import (
 
 	"obmd/ipmi"
 	"obmd/rmcpplus"
+	"obmd/sol"
 )
 
 // User is an account on a simulated BMC.
@@ -87,6 +88,13 @@ type BMCConfig struct {
 	// zero means 64 KiB. Tests that type megabytes raise it to check every
 	// byte.
 	HostInputMax int
+	// SOLStealEvery is the period of the sol-steal quirk (zero:
+	// DefaultSOLStealEvery).
+	SOLStealEvery time.Duration
+	// dropSOLToConsole, if set, loses the SOL packets to the console it
+	// returns true for, as a lossy network would: tests use it to lose
+	// one chosen ACK (sol-strict-seq shows only then).
+	dropSOLToConsole func(sol.Packet) bool
 }
 
 // validate reports every problem with c at once.
@@ -116,6 +124,9 @@ func (c *BMCConfig) validate() error {
 	}
 	if c.HostInputMax < 0 {
 		errs = append(errs, errors.New("host input record size is negative"))
+	}
+	if c.SOLStealEvery < 0 {
+		errs = append(errs, errors.New("SOL steal period is negative"))
 	}
 	if c.Baud < UnlimitedBaud {
 		errs = append(errs, errors.New("baud rate is negative"))
@@ -153,6 +164,11 @@ type BMC struct {
 
 	rebootTimer *time.Timer // periodic reboots (BehaviourPlan.RebootEvery)
 	stopped     bool        // close has begun: no more reboots
+
+	// Quirks at run time (quirks_sol.go).
+	bogusSOL  net.PacketConn // the port solport-bogus names; never read
+	quirkStop chan struct{}  // closed by close
+	stealing  uint32         // while StealSOL runs, the victim's session ID (mu)
 }
 
 // newBMC assembles a BMC; it does not serve yet.
@@ -226,6 +242,7 @@ func (b *BMC) serve(conn net.PacketConn) {
 	b.conn = conn
 	b.gate.conn = conn
 	b.startBehaviour()
+	b.startQuirks()
 	go func() {
 		defer close(b.served)
 		err := b.server.Serve(b.gate)
@@ -238,6 +255,7 @@ func (b *BMC) serve(conn net.PacketConn) {
 // close stops the BMC: SOL ends, sessions are dropped, the socket closes.
 func (b *BMC) close() {
 	b.stopBehaviour()
+	b.stopQuirks()
 	b.mu.Lock()
 	p := b.active
 	b.mu.Unlock()

@@ -60,6 +60,7 @@ var commands = map[commandKey]command{
 	{ipmi.NetFnApp, ipmi.CmdActivatePayload}:            {ipmi.PrivilegeUser, (*BMC).activatePayload},
 	{ipmi.NetFnApp, ipmi.CmdDeactivatePayload}:          {ipmi.PrivilegeUser, (*BMC).deactivatePayload},
 	{ipmi.NetFnApp, ipmi.CmdGetPayloadActivationStatus}: {ipmi.PrivilegeUser, (*BMC).getPayloadActivationStatus},
+	{ipmi.NetFnApp, ipmi.CmdGetPayloadInstanceInfo}:     {ipmi.PrivilegeUser, (*BMC).getPayloadInstanceInfo},
 	{ipmi.NetFnApp, ipmi.CmdGetChannelPayloadSupport}:   {ipmi.PrivilegeUser, (*BMC).getChannelPayloadSupport},
 	{ipmi.NetFnTransport, ipmi.CmdGetSOLConfigParams}:   {ipmi.PrivilegeUser, (*BMC).getSOLConfigParams},
 	{ipmi.NetFnTransport, ipmi.CmdSetSOLConfigParams}:   {ipmi.PrivilegeAdministrator, (*BMC).setSOLConfigParams},

@@ -112,7 +112,9 @@ func (b *BMC) getSOLConfigParams(r *request) (ipmi.CompletionCode, []byte) {
 
 // setSOLConfigParams serves Set SOL Configuration Parameters (IPMI v2.0
 // section 26.2) for parameters 0 to 6; the payload channel and port
-// (7, 8) are read-only here (0x82).
+// (7, 8) are read-only here (0x82). Turning SOL Enable (1) off ends the
+// active instance, whoever holds it, as on real BMCs: the way to free an
+// instance Deactivate Payload cannot.
 func (b *BMC) setSOLConfigParams(r *request) (ipmi.CompletionCode, []byte) {
 	var req ipmi.SetSOLConfigParamsReq
 	if cc, ok := decode(r, &req); !ok {
@@ -132,46 +134,58 @@ func (b *BMC) setSOLConfigParams(r *request) (ipmi.CompletionCode, []byte) {
 		return ipmi.CCDataLengthInvalid, nil
 	}
 	d := req.Data
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c := &b.sol
-	switch req.Param {
-	case ipmi.SOLParamSetInProgress:
-		switch v := d[0] & 3; v {
-		case ipmi.SetComplete, ipmi.CommitWrite:
-			c.setInProgress = ipmi.SetComplete
-		case ipmi.SetInProgress:
-			c.setInProgress = v
-		default:
-			return ipmi.CCInvalidDataField, nil
+	var ended *solPayload // the instance turning SOL off ends
+	cc := func() ipmi.CompletionCode {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		c := &b.sol
+		switch req.Param {
+		case ipmi.SOLParamSetInProgress:
+			switch v := d[0] & 3; v {
+			case ipmi.SetComplete, ipmi.CommitWrite:
+				c.setInProgress = ipmi.SetComplete
+			case ipmi.SetInProgress:
+				c.setInProgress = v
+			default:
+				return ipmi.CCInvalidDataField
+			}
+		case ipmi.SOLParamEnable:
+			c.enabled = d[0]&1 != 0
+			if !c.enabled {
+				// Turning SOL off ends the active instance, whoever holds
+				// it (deactivate takes b.mu: once it is released).
+				ended = b.active
+			}
+		case ipmi.SOLParamAuthentication:
+			p := ipmi.PrivilegeLevel(d[0] & 0x0F)
+			if p < ipmi.PrivilegeUser || p > ipmi.PrivilegeOEM {
+				return ipmi.CCInvalidDataField
+			}
+			c.auth = d[0] & 0xCF
+		case ipmi.SOLParamCharAccumulate:
+			if d[0] == 0 { // Table 26-5: 00h is reserved for the interval
+				return ipmi.CCInvalidDataField
+			}
+			c.accumulate = [2]byte(d)
+		case ipmi.SOLParamRetry:
+			c.retry = [2]byte{d[0] & 7, d[1]}
+		case ipmi.SOLParamNonVolatileBitRate, ipmi.SOLParamVolatileBitRate:
+			rate := d[0] & 0x0F
+			if rate != ipmi.SOLBitRateSerial && (rate < ipmi.SOLBitRate9600 || rate > ipmi.SOLBitRate115200) {
+				return ipmi.CCInvalidDataField
+			}
+			if req.Param == ipmi.SOLParamVolatileBitRate {
+				c.vBitRate = rate
+			} else {
+				c.nvBitRate = rate
+			}
 		}
-	case ipmi.SOLParamEnable:
-		c.enabled = d[0]&1 != 0
-	case ipmi.SOLParamAuthentication:
-		p := ipmi.PrivilegeLevel(d[0] & 0x0F)
-		if p < ipmi.PrivilegeUser || p > ipmi.PrivilegeOEM {
-			return ipmi.CCInvalidDataField, nil
-		}
-		c.auth = d[0] & 0xCF
-	case ipmi.SOLParamCharAccumulate:
-		if d[0] == 0 { // Table 26-5: 00h is reserved for the interval
-			return ipmi.CCInvalidDataField, nil
-		}
-		c.accumulate = [2]byte(d)
-	case ipmi.SOLParamRetry:
-		c.retry = [2]byte{d[0] & 7, d[1]}
-	case ipmi.SOLParamNonVolatileBitRate, ipmi.SOLParamVolatileBitRate:
-		rate := d[0] & 0x0F
-		if rate != ipmi.SOLBitRateSerial && (rate < ipmi.SOLBitRate9600 || rate > ipmi.SOLBitRate115200) {
-			return ipmi.CCInvalidDataField, nil
-		}
-		if req.Param == ipmi.SOLParamVolatileBitRate {
-			c.vBitRate = rate
-		} else {
-			c.nvBitRate = rate
-		}
+		return ipmi.CCOK
+	}()
+	if ended != nil {
+		b.deactivate(ended, "SOL disabled")
 	}
-	return ipmi.CCOK, nil
+	return cc, nil
 }
 
 func bit(b bool) uint8 {
@@ -206,10 +220,11 @@ const (
 
 // solPayload is the active SOL payload instance.
 type solPayload struct {
-	sess  session
-	user  string
-	port  *sol.BMCEndpoint
-	ended chan struct{} // closed by deactivate
+	sess    session
+	user    string
+	port    *sol.BMCEndpoint
+	ended   chan struct{} // closed by deactivate
+	phantom bool          // held by LeaveStaleSOL's vanished client; guarded by BMC.mu
 }
 
 // activatePayload serves Activate Payload (IPMI v2.0 section 24.1) for SOL
@@ -241,11 +256,20 @@ func (b *BMC) activatePayload(r *request) (ipmi.CompletionCode, []byte) {
 	case b.active != nil:
 		b.mu.Unlock()
 		return ccPayloadActive, nil
+	case b.refusesSOLAux(req.Aux):
+		b.mu.Unlock()
+		return ipmi.CCInvalidDataField, nil
 	}
 	sess := r.sess
 	p := &solPayload{sess: sess, user: sess.Username(), ended: make(chan struct{})}
+	path := newSOLPayloadPath(b)
 	p.port = sol.NewBMCEndpoint(sol.EndpointConfig{
-		Send:    func(payload []byte) error { return sess.SendPayload(rmcpplus.PayloadSOL, payload) },
+		Send: func(payload []byte) error {
+			if !path.out(payload) {
+				return nil // lost on the way
+			}
+			return sess.SendPayload(rmcpplus.PayloadSOL, payload)
+		},
 		MaxData: sol.MaxDataForPayloadSize(int(solOutboundPayloadSize)),
 		// SOL configuration parameter 4 (Table 26-5): retry count, and
 		// the interval in 10 ms units (BMCConfig.SOLRetryUnit in tests).
@@ -262,7 +286,11 @@ func (b *BMC) activatePayload(r *request) (ipmi.CompletionCode, []byte) {
 	})
 	// Set before the response leaves, so the console's first SOL packet
 	// finds its handler.
-	sess.SetPayloadHandler(rmcpplus.PayloadSOL, p.port.HandlePayload)
+	sess.SetPayloadHandler(rmcpplus.PayloadSOL, func(payload []byte) {
+		if path.in(payload) {
+			p.port.HandlePayload(payload)
+		}
+	})
 	b.console.attach(p.port, time.Now())
 	b.active = p
 	b.notifySOLLocked()
@@ -271,15 +299,19 @@ func (b *BMC) activatePayload(r *request) (ipmi.CompletionCode, []byte) {
 	go func() {
 		select {
 		case <-r.sess.Done():
+			if b.cfg.Quirks.Has(QuirkDeactivateIgnored) {
+				return // the instance outlives its session (OpenBMC)
+			}
 			b.deactivate(p, "session ended")
 		case <-p.ended:
 		}
 	}()
 	b.log.Info("SOL activated", "session", r.sess.ID(), "user", p.user, "encrypt", req.SOLEncrypt())
+	in, out := b.solPayloadSizes()
 	rsp := ipmi.ActivatePayloadRsp{
-		InboundPayloadSize:  solInboundPayloadSize,
-		OutboundPayloadSize: solOutboundPayloadSize,
-		Port:                uint16(b.addr.Port),
+		InboundPayloadSize:  in,
+		OutboundPayloadSize: out,
+		Port:                b.solReportedPort(),
 		VLAN:                ipmi.NoVLAN,
 	}
 	return ipmi.CCOK, rsp.Marshal()
@@ -305,6 +337,10 @@ func (b *BMC) deactivatePayload(r *request) (ipmi.CompletionCode, []byte) {
 	}
 	if p.user != r.sess.Username() && r.sess.Privilege() < ipmi.PrivilegeAdministrator {
 		return ipmi.CCInsufficientPrivilege, nil
+	}
+	if b.cfg.Quirks.Has(QuirkDeactivateIgnored) {
+		b.log.Info("Deactivate Payload ignored (deactivate-ignored)", "session", r.sess.ID())
+		return ipmi.CCOK, nil
 	}
 	b.deactivate(p, solDeactivatedByCommand)
 	return ipmi.CCOK, nil
@@ -345,9 +381,35 @@ func (b *BMC) getPayloadActivationStatus(r *request) (ipmi.CompletionCode, []byt
 		return ipmi.CCInvalidDataField, nil
 	}
 	rsp := ipmi.GetPayloadActivationStatusRsp{InstanceCapacity: 1}
-	if b.SOLActive() {
+	b.mu.Lock()
+	active := b.active != nil || b.stealing != 0
+	b.mu.Unlock()
+	if active && !b.solStatusLies() {
 		rsp.Active = 1 << (solInstance - 1)
 	}
+	return ipmi.CCOK, rsp.Marshal()
+}
+
+// getPayloadInstanceInfo serves Get Payload Instance Info (IPMI v2.0
+// section 24.5): the session the SOL instance is active for (0: none) and
+// the serial port it is attached to, 1.
+func (b *BMC) getPayloadInstanceInfo(r *request) (ipmi.CompletionCode, []byte) {
+	var req ipmi.GetPayloadInstanceInfoReq
+	if cc, ok := decode(r, &req); !ok {
+		return cc, nil
+	}
+	if req.PayloadType != ipmi.PayloadTypeSOL || req.Instance != solInstance {
+		return ipmi.CCInvalidDataField, nil
+	}
+	rsp := ipmi.GetPayloadInstanceInfoRsp{Info: [8]byte{1}}
+	b.mu.Lock()
+	switch {
+	case b.active != nil:
+		rsp.SessionID = b.active.sess.ID()
+	case b.stealing != 0:
+		rsp.SessionID = b.stealing
+	}
+	b.mu.Unlock()
 	return ipmi.CCOK, rsp.Marshal()
 }
 

@@ -136,6 +136,7 @@ var _ = []Codec{
 	(*ActivatePayloadReq)(nil), (*ActivatePayloadRsp)(nil),
 	(*DeactivatePayloadReq)(nil), (*DeactivatePayloadRsp)(nil),
 	(*GetPayloadActivationStatusReq)(nil), (*GetPayloadActivationStatusRsp)(nil),
+	(*GetPayloadInstanceInfoReq)(nil), (*GetPayloadInstanceInfoRsp)(nil),
 	(*GetChannelPayloadSupportReq)(nil), (*GetChannelPayloadSupportRsp)(nil),
 	(*SetSOLConfigParamsReq)(nil), (*SetSOLConfigParamsRsp)(nil),
 	(*GetSOLConfigParamsReq)(nil), (*GetSOLConfigParamsRsp)(nil),

@@ -121,6 +121,7 @@ var commandNames = map[[2]uint8]string{
 	{uint8(NetFnApp), uint8(CmdActivatePayload)}:            "Activate Payload",
 	{uint8(NetFnApp), uint8(CmdDeactivatePayload)}:          "Deactivate Payload",
 	{uint8(NetFnApp), uint8(CmdGetPayloadActivationStatus)}: "Get Payload Activation Status",
+	{uint8(NetFnApp), uint8(CmdGetPayloadInstanceInfo)}:     "Get Payload Instance Info",
 	{uint8(NetFnApp), uint8(CmdGetChannelPayloadSupport)}:   "Get Channel Payload Support",
 	{uint8(NetFnApp), uint8(CmdGetChannelCipherSuites)}:     "Get Channel Cipher Suites",
 	{uint8(NetFnChassis), uint8(CmdGetChassisStatus)}:       "Get Chassis Status",

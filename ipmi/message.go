@@ -46,6 +46,7 @@ const (
 	CmdActivatePayload            Command = 0x48 // section 24.1
 	CmdDeactivatePayload          Command = 0x49 // section 24.2
 	CmdGetPayloadActivationStatus Command = 0x4A // section 24.4
+	CmdGetPayloadInstanceInfo     Command = 0x4B // section 24.5
 	CmdGetChannelPayloadSupport   Command = 0x4E // section 24.8
 	CmdGetChannelCipherSuites     Command = 0x54 // section 22.15
 	// NetFn Chassis (0x00).

@@ -44,7 +44,15 @@ import (
 //
 //	\r\n[obmd: console reconnected after 1.2s]\r\n
 //
-// so viewers stay connected across the gap.
+// so viewers stay connected across the gap. The gap runs from the last
+// sign of the console: the last byte read, or, for a driver stream that
+// knows it (consoleLiveness), the last word from the BMC, whichever is
+// later; not from when the end was noticed. A console reopened after a
+// linger close, with earlier output still in the ring, is marked the same
+// way ("console reopened after ..."), so a replay never glues the old
+// session's last line to the new one's first. What a driver stream has to
+// say about its opening (consoleNotes: a SOL instance taken over from
+// another session, say) follows as marker lines too.
 
 // Why a viewer's stream ended (what Viewer.Read returns).
 var (
@@ -138,6 +146,46 @@ func reconnectMarker(gap time.Duration) []byte {
 	return fmt.Appendf(nil, "\r\n[obmd: console reconnected after %s]\r\n", gap.Round(time.Millisecond))
 }
 
+func reopenMarker(gap time.Duration) []byte {
+	return fmt.Appendf(nil, "\r\n[obmd: console reopened after %s]\r\n", gap.Round(time.Millisecond))
+}
+
+// consoleLiveness is implemented by driver streams that know when the BMC
+// last sent anything on the console, output or not (the ipmi driver's SOL
+// console hears from it at least once per keepalive).
+type consoleLiveness interface{ LastHeard() time.Time }
+
+// consoleNotes is implemented by driver streams with something to tell
+// viewers about how they opened; each note becomes a marker line.
+type consoleNotes interface{ Notes() []string }
+
+// appendNotesLocked writes rc's notes, if any, as marker lines. Callers
+// hold h.mu.
+func (h *hub) appendNotesLocked(rc io.ReadCloser) {
+	if n, ok := rc.(consoleNotes); ok {
+		for _, note := range n.Notes() {
+			h.appendLocked(fmt.Appendf(nil, "\r\n[obmd: %s]\r\n", note))
+		}
+	}
+}
+
+// lastSign is when the console last showed life: its last byte, the
+// stream's opening, or its last word from the BMC, whichever is latest.
+func (h *hub) lastSign(rc io.ReadCloser, openedAt time.Time) time.Time {
+	h.mu.Lock()
+	t := h.lastOutput
+	h.mu.Unlock()
+	if openedAt.After(t) {
+		t = openedAt
+	}
+	if l, ok := rc.(consoleLiveness); ok {
+		if heard := l.LastHeard(); heard.After(t) {
+			t = heard
+		}
+	}
+	return t
+}
+
 // consoleStats are counters shared by all hubs of a Manager.
 type consoleStats struct {
 	viewers    atomic.Int64
@@ -167,6 +215,7 @@ type hub struct {
 	tenancyFrom uint64
 	// For status: output read, and the stream's reconnections.
 	readBytes     uint64
+	lastOutput    time.Time // when the last byte was read
 	reconnecting  bool
 	reconnects    int64
 	lastReconnect time.Time
@@ -473,7 +522,12 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.ringMu.Lock()
 		h.ring = newConsoleRing(h.cfg.Scrollback)
 		h.ringMu.Unlock()
+	} else if h.ring.head > h.tenancyFrom {
+		// Output of an earlier session is still replayable: mark where
+		// this one starts.
+		h.appendLocked(reopenMarker(time.Since(h.lastOutput)))
 	}
+	h.appendNotesLocked(rc)
 	close(s.ready)
 	h.notifyStreamLocked()
 	h.mu.Unlock()
@@ -496,6 +550,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 			h.log.Info("console closed")
 			return
 		}
+		since := h.lastSign(cur.rc, openedAt)
 		h.log.Warn("console stream ended; reopening", "err", err)
 		h.stats.lost.Add(1)
 		h.mu.Lock()
@@ -507,7 +562,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 			backoff = h.nextBackoffLocked(backoff)
 		}
 		h.mu.Unlock()
-		cur, backoff = h.reopen(s, backoff)
+		cur, backoff = h.reopen(s, backoff, since)
 		if cur == nil {
 			return
 		}
@@ -517,9 +572,10 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 
 // reopen reopens the session's stream after it ended, waiting backoff
 // before the first attempt and longer after each failure. It gives up
-// (returning nil) when the session stops or no viewer is left.
-func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, time.Duration) {
-	lostAt := time.Now()
+// (returning nil) when the session stops or no viewer is left. lostAt is
+// the console's last sign of life, where the gap its marker reports
+// starts.
+func (h *hub) reopen(s *consoleSession, backoff time.Duration, lostAt time.Time) (*onceCloser, time.Duration) {
 	for {
 		if backoff > 0 {
 			t := time.NewTimer(backoff)
@@ -560,6 +616,7 @@ func (h *hub) reopen(s *consoleSession, backoff time.Duration) (*onceCloser, tim
 		s.rc = &onceCloser{rc: rc}
 		gap := time.Since(lostAt)
 		h.appendLocked(reconnectMarker(gap))
+		h.appendNotesLocked(rc)
 		h.reconnecting = false
 		h.notifyStreamLocked()
 		h.reconnects++
@@ -608,6 +665,7 @@ func (h *hub) append(s *consoleSession, p []byte) {
 	}
 	h.stats.bytes.Add(int64(len(p)))
 	h.readBytes += uint64(len(p))
+	h.lastOutput = time.Now()
 	h.appendLocked(p)
 }
 

@@ -709,8 +709,10 @@ func TestHubNewTenancyHidesEarlierOutput(t *testing.T) {
 		b2 := attach(t, h, 1<<20)
 		s2 := <-d.opened
 		s2.w.Write([]byte("B2\n"))
-		if got := string(readExactly(t, b2, 6)); got != "B1\nB2\n" {
-			t.Fatalf("after a linger close, B with replay read %q, want \"B1\\nB2\\n\"", got)
+		// The two console sessions are told apart by a marker.
+		want := "B1\n\r\n[obmd: console reopened after 31s]\r\nB2\n"
+		if got := string(readExactly(t, b2, len(want))); got != want {
+			t.Fatalf("after a linger close, B with replay read %q, want %q", got, want)
 		}
 
 		// Revoking (no token) starts a tenancy of nobody: the next token's

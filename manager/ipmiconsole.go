@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"obmd/bmc"
 	"obmd/ipmi"
@@ -20,13 +23,23 @@ import (
 const ipmiConsoleInputBuffer = 4 << 10
 
 // consoleOptions are the SOL options for this node: the configured ones,
-// with the node's quirks applied.
+// with the node's named quirks applied (explicit overrides) and what its
+// consoles learned before (the auxiliary data the BMC accepted). Package
+// sol adapts to every other deviation of BMC-QUIRKS.md by itself; what it
+// learns is reported to noteAdaptation.
 func (d *ipmiDriver) consoleOptions() sol.ConsoleOptions {
 	opts := d.cfg.SOL
 	opts.Logger = d.log.With("component", "sol")
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = ipmiConsoleInputBuffer
 	}
+	opts.OnAdapt = d.noteAdaptation
+	d.mu.Lock()
+	if d.solAux != nil {
+		aux := *d.solAux
+		opts.Aux = &aux
+	}
+	d.mu.Unlock()
 	opts.IgnorePayloadPort = opts.IgnorePayloadPort || d.quirks.IgnoreSOLPort
 	if d.quirks.IgnoreSOLPayloadSize {
 		// Under the quirk the reported sizes are ignored, so any response
@@ -61,12 +74,20 @@ func (d *ipmiDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
 		d.release(c, err)
 		return nil, err
 	}
-	if n := con.Activation().TakeOvers; n > 0 {
-		d.log.Info("took over a stale SOL activation", "takeovers", n)
+	act := con.Activation()
+	if act.TakeOvers > 0 {
+		// It may have been a client that died, or one still running
+		// (another obmd, an operator's ipmitool): say what is known.
+		d.log.Info("SOL was active for another session; took it over",
+			"takeovers", act.TakeOvers, "sol_enable_toggled", act.EnableToggled)
 		if d.counters != nil {
-			d.counters.SOLTakeovers.Add(int64(n))
+			d.counters.SOLTakeovers.Add(int64(act.TakeOvers))
 		}
 	}
+	d.mu.Lock()
+	aux := act.Aux
+	d.solAux = &aux // what this BMC accepts, to try first next time
+	d.mu.Unlock()
 	ic := &ipmiConsole{d: d, con: con, client: c}
 	d.mu.Lock()
 	if d.closed {
@@ -89,6 +110,24 @@ type ipmiConsole struct {
 	// (sol.ErrSessionLost), which the session itself may not know yet.
 	lost atomic.Bool
 }
+
+// Notes are what viewers are told about this console's opening (the hub
+// writes each as a marker line): a SOL instance taken from another
+// session.
+func (ic *ipmiConsole) Notes() []string {
+	act := ic.con.Activation()
+	switch {
+	case act.TakeOvers > 0 && act.EnableToggled:
+		return []string{"SOL was active for another session; took it over (Deactivate Payload was ignored: SOL Enable turned off and on)"}
+	case act.TakeOvers > 0:
+		return []string{"SOL was active for another session; took it over"}
+	}
+	return nil
+}
+
+// LastHeard is when the BMC last sent a SOL packet (output, or an answer
+// to the keepalive's probe): the hub counts a console's outage from it.
+func (ic *ipmiConsole) LastHeard() time.Time { return ic.con.LastHeard() }
 
 // Read returns the host's serial output.
 func (ic *ipmiConsole) Read(p []byte) (int, error) {
@@ -142,4 +181,39 @@ func (ic *ipmiConsole) Close() error {
 		ic.d.mu.Unlock()
 	})
 	return nil
+}
+
+// noteAdaptation records what a console learned about the BMC, for
+// Status. The first detection of each quirk is kept, with its time; the
+// evidence is the latest.
+func (d *ipmiDriver) noteAdaptation(a sol.Adaptation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.learned == nil {
+		d.learned = make(map[string]QuirkStatus)
+	}
+	q, ok := d.learned[a.Quirk]
+	if !ok {
+		q = QuirkStatus{Name: a.Quirk, Source: QuirkDetected, Since: time.Now().UTC()}
+	}
+	q.Evidence = a.Evidence
+	d.learned[a.Quirk] = q
+}
+
+// consoleQuirks are the quirks the node's consoles detected, oldest
+// first.
+func (d *ipmiDriver) consoleQuirks() []QuirkStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]QuirkStatus, 0, len(d.learned))
+	for _, q := range d.learned {
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b QuirkStatus) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
 }

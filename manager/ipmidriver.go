@@ -198,6 +198,10 @@ type ipmiDriver struct {
 	mu       sync.Mutex
 	consoles map[*ipmiConsole]struct{} // open consoles
 	closed   bool
+	// What the node's consoles learned (ipmiconsole.go): detected quirks
+	// by name, and the SOL activation auxiliary data the BMC accepted.
+	learned map[string]QuirkStatus
+	solAux  *[4]byte
 }
 
 func (d *ipmiDriver) bmcConfig() bmc.Config {

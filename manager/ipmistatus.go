@@ -21,6 +21,7 @@ func (d *ipmiDriver) Status() DriverStatus {
 	for _, q := range d.profile.Detected() {
 		st.Quirks = append(st.Quirks, QuirkStatus{Name: q.Name, Source: QuirkDetected, Evidence: q.Evidence, Since: q.At.UTC()})
 	}
+	st.Quirks = append(st.Quirks, d.consoleQuirks()...) // what the SOL consoles learned
 	details := map[string]any{}
 	if p := d.profile.Privilege(); p != 0 {
 		details["privilege"] = privilegeName(p)

@@ -482,7 +482,7 @@ func (s *Session) readLoop(conn net.PacketConn, main bool) {
 			clientTotals.rejectedOversize.Add(1)
 			continue
 		}
-		plain = s.handleDatagram(&p, buf[:n], plain[:0])
+		plain = s.handleDatagramVia(&p, buf[:n], plain[:0], main)
 	}
 }
 
@@ -490,6 +490,12 @@ func (s *Session) readLoop(conn net.PacketConn, main bool) {
 // goroutine and never blocks. plain is scratch space for the decrypted
 // payload, returned for reuse.
 func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
+	return s.handleDatagramVia(p, b, plain, true)
+}
+
+// handleDatagramVia is handleDatagram for a datagram read from the
+// session's own socket (viaSession) or a payload's (see OpenPayloadEither).
+func (s *Session) handleDatagramVia(p *Packet, b, plain []byte, viaSession bool) []byte {
 	if err := p.Unmarshal(b); err != nil || p.ASF != nil {
 		return plain
 	}
@@ -550,7 +556,7 @@ func (s *Session) handleDatagram(p *Packet, b, plain []byte) []byte {
 	if p.PayloadType == PayloadIPMI {
 		s.deliverIPMI(payload, true, sec.authenticated)
 	} else if pc := s.payloads[p.PayloadType&payloadTypeMask].Load(); pc != nil {
-		pc.deliver(payload)
+		pc.deliver(payload, viaSession)
 	}
 	return payload
 }

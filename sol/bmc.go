@@ -213,6 +213,34 @@ func (b *BMCEndpoint) Close() error {
 	return nil
 }
 
+// Abandon ends the endpoint without a word to the console: unlike Close
+// it sends no "SOL deactivating" status, as a BMC that hands the instance
+// to another session silently does (fakebmc's sol-steal). Blocked writers
+// get ErrClosed, readers drain what is left.
+func (b *BMCEndpoint) Abandon() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.canWrite.Broadcast()
+	b.canRead.Broadcast()
+	b.unlockAndReport()
+}
+
+// RestartNumbering makes the endpoint's next new packet sequence number 1
+// (Engine.RestartNumbering), as a BMC that restarts SOL numbering when the
+// host power-cycles does (fakebmc's solseq-restart).
+func (b *BMCEndpoint) RestartNumbering() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.e.RestartNumbering()
+}
+
 // apply carries out an Engine output; b.mu is held.
 func (b *BMCEndpoint) apply(o Output) {
 	for _, ev := range o.Events {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,16 +31,26 @@ type PayloadConn interface {
 // *rmcpplus.Session satisfies ClientSession[*rmcpplus.PayloadConn]; Open
 // infers C, so callers write sol.Open(ctx, sess, opts).
 //
-// If the session also has `CipherSuite() rmcpplus.CipherSuite`, Activate
-// Payload asks for encryption and authentication exactly when the suite
-// has them; otherwise it asks for both, as ipmitool does (a BMC applies
-// them only if the session can). If it has `Err() error`, the Console
-// reports that error when the session ends. If it has
-// `OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)`,
-// as *rmcpplus.Session does, the Console opens the payload with it and
-// handles each SOL packet on the session's reading goroutine (engine step,
-// ACK sent, characters buffered for Read) instead of receiving it from
-// Recv on a goroutine of its own: no goroutine hand-off per packet.
+// Optional methods, checked at Open (*rmcpplus.Session has them all but
+// CipherSuite):
+//
+//   - `CipherSuite() rmcpplus.CipherSuite`: Activate Payload asks for
+//     encryption and authentication exactly when the suite has them;
+//     without it the Console asks for both, as ipmitool does (a BMC
+//     applies them only if the session can).
+//   - `Err() error`: the Console reports that error when the session ends.
+//   - `OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)`:
+//     the Console opens the payload with it and handles each SOL packet on
+//     the session's reading goroutine (engine step, ACK sent, characters
+//     buffered for Read) instead of receiving it from Recv on a goroutine
+//     of its own: no goroutine hand-off per packet.
+//   - `RemotePort() int`: the session's BMC port, for the rules on the
+//     port Activate Payload names (see solPort); and
+//     `OpenPayloadEither(pt, port, handler) (C, error)`, a payload sent to
+//     both the session's port and port until one answers (C then has
+//     `Port() int`, 0 until it has).
+//   - `BMCSessionID() uint32` and `ConsoleSessionID() uint32`: to tell our
+//     activation from another session's in Get Payload Instance Info.
 type ClientSession[C PayloadConn] interface {
 	Do(ctx context.Context, netfn ipmi.NetFn, cmd ipmi.Command, data []byte) ([]byte, error)
 	OpenPayload(pt rmcpplus.PayloadType, port int) (C, error)
@@ -99,19 +110,31 @@ type ConsoleOptions struct {
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 	// MaxData overrides the characters per packet to the BMC (0: from
-	// the Activate Payload response). For BMCs that report nonsense sizes
-	// (FreeIPMI's "solpayloadsize" workaround).
+	// the Activate Payload response, or SafePayloadSize's when that is
+	// nonsense). The "solpayloadsize" named quirk sets it.
 	MaxData int
 	// IgnorePayloadPort sends SOL to the session's port whatever Activate
-	// Payload says (FreeIPMI's "solport" workaround).
+	// Payload says (the "solport" named quirk; FreeIPMI's workaround of
+	// that name). Without it the Console follows the port rules of solPort
+	// on its own.
 	IgnorePayloadPort bool
-	// SkipStartupPacket: do not open with an empty data packet. The
-	// Console normally sends one so that a BMC remembering the sequence
-	// number of an earlier session cannot drop our first keystrokes as a
-	// duplicate (ipmi_sim does), and so that CTS and DCD/DSR are asserted
-	// at once. For a BMC that mishandles an empty data packet.
+	// Aux is Activate Payload auxiliary data to try first (a value the BMC
+	// accepted before, from Activation.Aux); nil: ipmitool's, then the
+	// alternatives (see activate).
+	Aux *[4]byte
+	// SkipStartupPacket: do not open with an empty data packet, and do not
+	// probe with one at each keepalive. The Console normally sends one so
+	// that a BMC remembering the sequence number of an earlier session
+	// cannot drop our first keystrokes as a duplicate (ipmi_sim does), and
+	// so that CTS and DCD/DSR are asserted at once; the probes notice a SOL
+	// instance taken over silently. For a BMC that mishandles an empty data
+	// packet.
 	SkipStartupPacket bool
-	Logger            *slog.Logger
+	// OnAdapt, if set, is told of each Adaptation the first time the
+	// Console makes it. It may run with the Console's locks held: it must
+	// not block or call the Console.
+	OnAdapt func(Adaptation)
+	Logger  *slog.Logger
 }
 
 func (o ConsoleOptions) withDefaults() ConsoleOptions {
@@ -155,6 +178,10 @@ var (
 	ErrDeactivated      = errors.New("sol: SOL deactivated by the BMC")
 	ErrPeerNotAnswering = errors.New("sol: BMC stopped acknowledging SOL data")
 	ErrSessionLost      = errors.New("sol: IPMI session lost")
+	// ErrSOLStolen: the session answers but SOL does not; the BMC gave the
+	// instance to another session without telling us (BMC-QUIRKS.md "SOL
+	// stolen silently").
+	ErrSOLStolen = errors.New("sol: SOL stopped answering on a live session (taken over by another session)")
 )
 
 // Activation describes an activated SOL payload (IPMI v2.0 section 24.1,
@@ -164,7 +191,12 @@ type Activation struct {
 	InboundPayloadSize  int // largest payload the BMC takes from us
 	OutboundPayloadSize int // largest payload the BMC sends
 	Port                int // UDP port for SOL, as reported
-	TakeOvers           int // stale activations deactivated first
+	TakeOvers           int // activations of other sessions deactivated first
+	// EnableToggled: Deactivate Payload did not free the instance, and
+	// SOL Enable was turned off and on to.
+	EnableToggled bool
+	// Aux is the auxiliary request data the BMC accepted.
+	Aux [4]byte
 }
 
 // Console is an active SOL session from the remote console side: Read
@@ -185,6 +217,16 @@ type Console struct {
 	sessErr    func() error
 	conn       PayloadConn
 	activation Activation
+	// namedPort is the port Activate Payload named when the payload goes
+	// to it and the session's until one answers (OpenPayloadEither); 0
+	// otherwise. portOf reports the port that answered (0: none yet).
+	namedPort int
+	portOf    func() int
+	portSeen  atomic.Bool // the answering port has been reported
+	ownIDs    []uint32    // our session's IDs as a BMC may name them; nil: unknown
+
+	adaptMu sync.Mutex
+	adapted []Adaptation
 
 	events   chan Event
 	evMu     sync.Mutex // orders emit against closing events
@@ -196,6 +238,10 @@ type Console struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// noInstanceInfo: the BMC does not answer Get Payload Instance Info;
+	// used by one keepalive goroutine at a time.
+	noInstanceInfo bool
+
 	// The Engine side, guarded by emu.
 	emu      sync.Mutex
 	e        *Engine
@@ -205,6 +251,15 @@ type Console struct {
 	due      time.Time // what retry is set for
 	canWrite sync.Cond // on emu: writers wait for room under MaxPending
 	end      error     // why the Console stopped; nil while running
+
+	// Keepalive state, guarded by emu. Each keepalive sends a probe (see
+	// Engine.Probe) and asks the BMC whose the instance is. An answer
+	// that it is inactive or another session's is a claim, proved by the
+	// probe going unanswered and disproved by a SOL packet after it.
+	probeAt   time.Time // when the last probe left
+	claim     error     // the latest unresolved claim, wrapping ErrDeactivated or ErrSOLStolen
+	claimAt   time.Time
+	probeLost bool // the last probe went unanswered before the session showed life
 
 	// Bytes Read and not yet reported to the Engine. The next packet
 	// reports them (the Engine needs the count only to accept a packet),
@@ -230,33 +285,58 @@ func Open[C PayloadConn](ctx context.Context, sess ClientSession[C], opts Consol
 		encrypt = suite.Confidentiality != rmcpplus.ConfNone
 		authenticate = suite.Integrity != rmcpplus.IntegrityNone
 	}
-	act, err := activate(ctx, sess.Do, opts, ipmi.SOLActivationAux(encrypt, authenticate))
+	c := &Console{
+		opts:     opts,
+		do:       sess.Do,
+		sessDone: sess.Done(),
+		sessErr:  func() error { return nil },
+		events:   make(chan Event, 64),
+		closeCh:  make(chan struct{}),
+		stopped:  make(chan struct{}, 1),
+		loopDone: make(chan struct{}),
+	}
+	act, err := activate(ctx, sess.Do, opts, ipmi.SOLActivationAux(encrypt, authenticate), c.adapt)
 	if err != nil {
 		return nil, err
 	}
-	port := act.Port
-	if opts.IgnorePayloadPort {
-		port = 0
-	}
-	c := &Console{
-		opts:       opts,
-		do:         sess.Do,
-		sessDone:   sess.Done(),
-		sessErr:    func() error { return nil },
-		activation: act,
-		events:     make(chan Event, 64),
-		closeCh:    make(chan struct{}),
-		stopped:    make(chan struct{}, 1),
-		loopDone:   make(chan struct{}),
-	}
+	c.activation = act
 	if s, ok := any(sess).(interface{ Err() error }); ok {
 		c.sessErr = s.Err
 	}
+	if s, ok := any(sess).(interface {
+		BMCSessionID() uint32
+		ConsoleSessionID() uint32
+	}); ok {
+		c.ownIDs = []uint32{s.BMCSessionID(), s.ConsoleSessionID()}
+	}
 	c.readable.L = &c.mu
 	c.canWrite.L = &c.emu
+
+	sessionPort := 0
+	if s, ok := any(sess).(interface{ RemotePort() int }); ok {
+		sessionPort = s.RemotePort()
+	}
+	port, either, swapped := solPort(act.Port, sessionPort, opts.IgnorePayloadPort)
+	if swapped {
+		c.adapt(Adaptation{Quirk: QuirkSOLPort, Evidence: fmt.Sprintf(
+			"Activate Payload named port %d, the session's port %d byte-swapped; used %d", act.Port, sessionPort, sessionPort)})
+	}
+	openEither, canEither := any(sess).(interface {
+		OpenPayloadEither(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)
+	})
+	if either && !canEither {
+		either = false // a session that cannot try both: the port as named
+	}
+
 	maxData := MaxDataForPayloadSize(act.InboundPayloadSize)
-	if opts.MaxData > 0 {
+	switch {
+	case opts.MaxData > 0:
 		maxData = min(opts.MaxData, MaxCharacters)
+	case !sensiblePayloadSize(act.InboundPayloadSize):
+		maxData = MaxDataForPayloadSize(SafePayloadSize)
+		c.adapt(Adaptation{Quirk: QuirkSOLPayloadSize, Evidence: fmt.Sprintf(
+			"Activate Payload reported payload sizes %d in, %d out; sending %d characters per packet",
+			act.InboundPayloadSize, act.OutboundPayloadSize, maxData)})
 	}
 	c.e = NewEngine(Config{
 		Role:          ConsoleSide,
@@ -270,7 +350,15 @@ func Open[C PayloadConn](ctx context.Context, sess ClientSession[C], opts Consol
 	// back until the Console is complete.
 	c.emu.Lock()
 	var conn C
-	if s, ok := any(sess).(interface {
+	if either {
+		conn, err = openEither.OpenPayloadEither(rmcpplus.PayloadSOL, port, c.receive)
+		if err == nil {
+			c.namedPort = port
+			if p, ok := any(conn).(interface{ Port() int }); ok {
+				c.portOf = p.Port
+			}
+		}
+	} else if s, ok := any(sess).(interface {
 		OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (C, error)
 	}); ok {
 		conn, err = s.OpenPayloadFunc(rmcpplus.PayloadSOL, port, c.receive)
@@ -285,13 +373,18 @@ func Open[C PayloadConn](ctx context.Context, sess ClientSession[C], opts Consol
 	c.conn = conn
 	c.emit(EventActivated)
 	opts.Logger.Debug("SOL activated", "instance", act.Instance, "inbound", act.InboundPayloadSize,
-		"outbound", act.OutboundPayloadSize, "port", act.Port, "takeovers", act.TakeOvers)
+		"outbound", act.OutboundPayloadSize, "port", act.Port, "either", either, "takeovers", act.TakeOvers,
+		"aux", fmt.Sprintf("%02X", act.Aux[0]))
+	now := time.Now()
+	c.probeAt = now
 	if !opts.SkipStartupPacket {
 		// Step past a sequence number the BMC may remember from an
 		// earlier session (ipmi_sim does, and drops such a "duplicate");
 		// the empty packet also asserts CTS and DCD/DSR, completing the
-		// startup handshake ipmitool's activation bits ask for.
-		o := c.e.Signal(time.Now(), 0)
+		// startup handshake ipmitool's activation bits ask for, and it is
+		// the first probe: on a BMC whose named port has to be tried, the
+		// one that answers it wins.
+		o := c.e.Signal(now, 0)
 		c.apply(&o)
 	}
 	c.emu.Unlock()
@@ -299,69 +392,42 @@ func Open[C PayloadConn](ctx context.Context, sess ClientSession[C], opts Consol
 	return c, nil
 }
 
-// activate sends Activate Payload (IPMI v2.0 section 24.1), taking over a
-// stale activation when allowed.
-func activate(ctx context.Context, do func(context.Context, ipmi.NetFn, ipmi.Command, []byte) ([]byte, error),
-	opts ConsoleOptions, aux [4]byte) (Activation, error) {
-	req := ipmi.ActivatePayloadReq{PayloadType: ipmi.PayloadTypeSOL, Instance: opts.Instance, Aux: aux}
-	takeOvers := 0
-	for {
-		data, err := do(ctx, ipmi.NetFnApp, ipmi.CmdActivatePayload, req.Marshal())
-		var ce *ipmi.CompletionError
-		if errors.As(err, &ce) && ce.Code == ipmi.CCPayloadAlreadyActive && *opts.TakeOver &&
-			takeOvers < opts.MaxTakeOverAttempts {
-			// IPMI v2.0 section 24.2: Deactivate Payload from another
-			// session ends the stale activation (a client killed with SOL
-			// up leaves it active until its session times out).
-			takeOvers++
-			opts.Logger.Info("SOL payload already active; deactivating the stale instance",
-				"instance", opts.Instance, "attempt", takeOvers)
-			if derr := deactivateCtx(ctx, do, opts.Instance); derr != nil {
-				return Activation{}, fmt.Errorf("sol: SOL payload already active and taking it over failed: %w", derr)
-			}
-			continue
-		}
-		if err != nil {
-			if ce != nil && ce.Code == ipmi.CCPayloadAlreadyActive {
-				return Activation{}, fmt.Errorf("sol: %w (after %d takeover attempts)", err, takeOvers)
-			}
-			return Activation{}, fmt.Errorf("sol: activating SOL: %w", err)
-		}
-		var rsp ipmi.ActivatePayloadRsp
-		if err := rsp.Unmarshal(data); err != nil {
-			return Activation{}, fmt.Errorf("sol: activating SOL: %w", err)
-		}
-		return Activation{
-			Instance:            opts.Instance,
-			InboundPayloadSize:  int(rsp.InboundPayloadSize),
-			OutboundPayloadSize: int(rsp.OutboundPayloadSize),
-			Port:                int(rsp.Port),
-			TakeOvers:           takeOvers,
-		}, nil
-	}
-}
-
-// deactivateCtx sends Deactivate Payload (IPMI v2.0 section 24.2); 0x80
-// "already deactivated" counts as success.
-func deactivateCtx(ctx context.Context, do func(context.Context, ipmi.NetFn, ipmi.Command, []byte) ([]byte, error),
-	instance uint8) error {
-	req := ipmi.DeactivatePayloadReq{PayloadType: ipmi.PayloadTypeSOL, Instance: instance}
-	_, err := do(ctx, ipmi.NetFnApp, ipmi.CmdDeactivatePayload, req.Marshal())
-	var ce *ipmi.CompletionError
-	if errors.As(err, &ce) && ce.Code == 0x80 {
-		return nil
-	}
-	return err
-}
-
-func deactivate(do func(context.Context, ipmi.NetFn, ipmi.Command, []byte) ([]byte, error), instance uint8) error {
-	ctx, cancel := context.WithTimeout(context.Background(), deactivateTimeout)
-	defer cancel()
-	return deactivateCtx(ctx, do, instance)
-}
-
 // Activation returns what Activate Payload reported.
 func (c *Console) Activation() Activation { return c.activation }
+
+// Adaptations lists what the Console did differently because its BMC bends
+// IPMI, in the order it did them.
+func (c *Console) Adaptations() []Adaptation {
+	c.adaptMu.Lock()
+	defer c.adaptMu.Unlock()
+	return append([]Adaptation(nil), c.adapted...)
+}
+
+// adapt records a, once per quirk, and tells OnAdapt.
+func (c *Console) adapt(a Adaptation) {
+	c.adaptMu.Lock()
+	for _, x := range c.adapted {
+		if x.Quirk == a.Quirk {
+			c.adaptMu.Unlock()
+			return
+		}
+	}
+	c.adapted = append(c.adapted, a)
+	c.adaptMu.Unlock()
+	c.opts.Logger.Info("adapting to the BMC", "quirk", a.Quirk, "evidence", a.Evidence)
+	if c.opts.OnAdapt != nil {
+		c.opts.OnAdapt(a)
+	}
+}
+
+// LastHeard is when the last SOL packet came from the BMC (zero: none
+// yet). With the keepalive probing a quiet console, a SOL instance that
+// answers is heard from at least once per KeepaliveInterval.
+func (c *Console) LastHeard() time.Time {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	return c.e.LastHeard()
+}
 
 // Events reports activation, BMC status and the end of the Console. It is
 // closed when the Console stops. Events are dropped when nobody reads them.
@@ -500,6 +566,13 @@ func (c *Console) receive(b []byte) {
 	c.e.ReceiveTo(&c.out, now, p)
 	c.apply(&c.out)
 	c.noteRoom(now)
+	if c.namedPort != 0 && c.portOf != nil && !c.portSeen.Load() {
+		if used := c.portOf(); used != 0 {
+			c.portSeen.Store(true)
+			c.adapt(Adaptation{Quirk: QuirkSOLPort, Evidence: fmt.Sprintf(
+				"Activate Payload named port %d; SOL tried there and on the session's port, and port %d answered", c.namedPort, used)})
+		}
+	}
 }
 
 // noteRoom publishes whether the Engine is NACKing for want of room and,
@@ -533,6 +606,22 @@ func (c *Console) apply(o *Output) {
 			c.emit(EventPeerNotAnswering)
 			fatal = fmt.Errorf("%w: no acknowledgement after %d retransmissions %v apart",
 				ErrPeerNotAnswering, c.opts.Retries, c.opts.RetryInterval)
+		case EventAssumedDelivered:
+			c.emit(ev)
+			c.adapt(Adaptation{Quirk: QuirkStrictSeq, Evidence: fmt.Sprintf(
+				"a SOL packet went unacknowledged through %d retransmissions while the BMC kept answering; counted delivered",
+				c.e.Config().AssumeDeliveredAfter)})
+		case EventSeqRestart:
+			c.emit(ev)
+			c.adapt(Adaptation{Quirk: QuirkSeqRestart,
+				Evidence: "a SOL packet under an old sequence number carried new output; taken as new data"})
+		case EventProbeUnanswered:
+			c.emit(ev)
+			if !c.e.aliveAt.Before(c.probeAt) {
+				fatal = c.solGone()
+			} else {
+				c.probeLost = true // the keepalive's answer decides
+			}
 		default:
 			c.emit(ev)
 		}
@@ -657,6 +746,7 @@ func (c *Console) supervise() {
 		case <-keepalive.C:
 			if !kaRunning {
 				kaRunning = true
+				c.probe()
 				go func() { kaResult <- c.keepalive() }()
 			}
 		case kerr := <-kaResult:
@@ -696,27 +786,122 @@ func (c *Console) supervise() {
 	}
 }
 
-// keepalive asks for the payload's activation status (IPMI v2.0 section
-// 24.4). Any answer proves the BMC alive; a missing answer means the
-// session is lost; an answer saying our instance is inactive means the BMC
-// deactivated it.
+// probe starts a keepalive round on the SOL side: it resolves the last
+// round's claim against what was heard since, and sends an empty data
+// packet the BMC must answer within KeepaliveTimeout (Engine.Probe).
+func (c *Console) probe() {
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return
+	}
+	now := time.Now()
+	if c.claim != nil && c.e.LastHeard().After(c.claimAt) {
+		// SOL answered after the BMC said the instance was not ours.
+		c.opts.Logger.Debug("ignoring the BMC's word: SOL answers", "claim", c.claim)
+		c.adapt(Adaptation{Quirk: QuirkActivationStatusLies, Evidence: fmt.Sprintf(
+			"the BMC said %v while SOL packets kept coming; the claim is ignored", claimText(c.claim))})
+		c.claim = nil
+	}
+	c.probeAt = now
+	c.probeLost = false
+	if !c.opts.SkipStartupPacket {
+		o := c.e.Probe(now, c.opts.KeepaliveTimeout)
+		c.apply(&o)
+	}
+}
+
+// claimText is what a claim said, for the operator.
+func claimText(err error) string {
+	if errors.Is(err, ErrSOLStolen) {
+		return "the instance belonged to another session"
+	}
+	return "the instance was inactive"
+}
+
+// solGone is the error for a probe left unanswered by a live session: the
+// BMC's claim if it made one (it said so, and the silence proves it), else
+// a silent steal; emu is held.
+func (c *Console) solGone() error {
+	if c.claim != nil && errors.Is(c.claim, ErrDeactivated) {
+		c.emit(EventDeactivatedByBMC)
+		return c.claim
+	}
+	err := fmt.Errorf("%w: no SOL packet within %v of a probe while the session answered", ErrSOLStolen,
+		c.opts.KeepaliveTimeout)
+	if c.claim != nil {
+		err = c.claim
+	}
+	c.adapt(Adaptation{Quirk: QuirkSOLStolen, Evidence: err.Error()})
+	return err
+}
+
+// keepalive asks the BMC whose the SOL instance is: Get Payload Instance
+// Info (IPMI v2.0 section 24.5), or Get Payload Activation Status (24.4)
+// from a BMC that does not know that command. Any answer proves the BMC
+// and the session alive (which ipmitool checks with Get Device ID every
+// 15 s); a missing answer means the session is lost. An answer that the
+// instance is inactive or another session's is only a claim: some BMCs
+// say so while SOL flows (BMC-QUIRKS.md "activation status lies"), so the
+// probe sent with it decides (see probe and EventProbeUnanswered).
 func (c *Console) keepalive() error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.KeepaliveTimeout)
 	defer cancel()
-	req := ipmi.GetPayloadActivationStatusReq{PayloadType: ipmi.PayloadTypeSOL}
-	data, err := c.do(ctx, ipmi.NetFnApp, ipmi.CmdGetPayloadActivationStatus, req.Marshal())
-	var ce *ipmi.CompletionError
-	switch {
-	case errors.As(err, &ce):
-		return nil // answered, if only to say it does not know the command
-	case err != nil:
-		return c.sessionLost(fmt.Errorf("keepalive (Get Payload Activation Status): %w", err))
+	var claim error
+	answered := false
+	if !c.noInstanceInfo && c.ownIDs != nil {
+		req := ipmi.GetPayloadInstanceInfoReq{PayloadType: ipmi.PayloadTypeSOL, Instance: c.activation.Instance}
+		data, err := c.do(ctx, ipmi.NetFnApp, ipmi.CmdGetPayloadInstanceInfo, req.Marshal())
+		var ce *ipmi.CompletionError
+		var rsp ipmi.GetPayloadInstanceInfoRsp
+		switch {
+		case errors.As(err, &ce), err == nil && rsp.Unmarshal(data) != nil:
+			c.noInstanceInfo = true // not known here: ask the activation status from now on
+		case err != nil:
+			return c.sessionLost(fmt.Errorf("keepalive (Get Payload Instance Info): %w", err))
+		default:
+			answered = true
+			switch {
+			case !rsp.Active():
+				claim = fmt.Errorf("%w (Get Payload Instance Info shows instance %d inactive)", ErrDeactivated, c.activation.Instance)
+			case !slices.Contains(c.ownIDs, rsp.SessionID):
+				claim = fmt.Errorf("%w (Get Payload Instance Info shows instance %d active for session %08x)",
+					ErrSOLStolen, c.activation.Instance, rsp.SessionID)
+			}
+		}
 	}
-	var rsp ipmi.GetPayloadActivationStatusRsp
-	if rsp.Unmarshal(data) == nil && !rsp.InstanceActive(int(c.activation.Instance)) {
-		c.emit(EventDeactivatedByBMC)
-		return fmt.Errorf("%w (Get Payload Activation Status shows instance %d inactive)",
-			ErrDeactivated, c.activation.Instance)
+	if !answered {
+		req := ipmi.GetPayloadActivationStatusReq{PayloadType: ipmi.PayloadTypeSOL}
+		data, err := c.do(ctx, ipmi.NetFnApp, ipmi.CmdGetPayloadActivationStatus, req.Marshal())
+		var ce *ipmi.CompletionError
+		var rsp ipmi.GetPayloadActivationStatusRsp
+		switch {
+		case errors.As(err, &ce):
+			// answered, if only to say it does not know the command
+		case err != nil:
+			return c.sessionLost(fmt.Errorf("keepalive (Get Payload Activation Status): %w", err))
+		case rsp.Unmarshal(data) == nil && !rsp.InstanceActive(int(c.activation.Instance)):
+			claim = fmt.Errorf("%w (Get Payload Activation Status shows instance %d inactive)", ErrDeactivated, c.activation.Instance)
+		}
+	}
+
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	if c.end != nil {
+		return nil
+	}
+	now := time.Now()
+	c.e.Alive(now)
+	if claim != nil && c.claim == nil {
+		// Tested by this round's probe: disproved by any SOL packet
+		// after it left.
+		c.claim, c.claimAt = claim, c.probeAt
+	}
+	if c.probeLost {
+		// The probe went unanswered and the session answers: SOL is
+		// gone from this session.
+		c.probeLost = false
+		return c.solGone()
 	}
 	return nil
 }

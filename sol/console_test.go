@@ -89,7 +89,7 @@ func TestOpenUsesActivationResponse(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		want := Activation{Instance: 1, InboundPayloadSize: 32, OutboundPayloadSize: 16384, Port: 0x26F}
+		want := Activation{Instance: 1, InboundPayloadSize: 32, OutboundPayloadSize: 16384, Port: 0x26F, Aux: [4]byte{0xC6}}
 		if got := c.Activation(); got != want {
 			t.Fatalf("Activation = %+v, want %+v", got, want)
 		}
@@ -149,13 +149,17 @@ func TestOpenTakeOver(t *testing.T) {
 			takeOvers: 1,
 		},
 		{
+			// After a Deactivate Payload that changed nothing, SOL Enable
+			// is toggled once (this BMC does not know the command).
 			name:  "bounded: gives up after MaxTakeOverAttempts",
 			stale: 10,
 			opts:  ConsoleOptions{MaxTakeOverAttempts: 2},
 			wantCalls: []string{"Activate Payload 0101c6000000", "Deactivate Payload 010100000000",
+				"Activate Payload 0101c6000000",
+				"Set SOL Configuration Parameters 0e0100", "Set SOL Configuration Parameters 0e0101",
 				"Activate Payload 0101c6000000", "Deactivate Payload 010100000000",
 				"Activate Payload 0101c6000000"},
-			wantErr: "Activate Payload: 0x80 payload already active on another session (after 2 takeover attempts)",
+			wantErr: "Activate Payload: 0x80 payload already active on another session (after 2 takeover attempts; toggling SOL Enable failed",
 		},
 		{
 			name:      "TakeOver false: no deactivation",
@@ -354,15 +358,32 @@ func TestConsoleDetectsDeadBMC(t *testing.T) {
 			wantEv:  EventSessionLost,
 		},
 		{
-			name: "keepalive finds the payload inactive",
+			// The BMC ends SOL without the deactivating bit: its status
+			// says inactive and SOL is silent. (Inactive while SOL answers
+			// is a lie some BMCs tell: TestConsoleIgnoresStatusThatSOLDisproves.)
+			name: "keepalive finds the payload inactive and SOL silent",
 			act: func(r *rig, c *Console) {
 				r.bmc.mu.Lock()
 				r.bmc.active = false
 				r.bmc.mu.Unlock()
+				r.toConsole.dead.Store(true)
+				r.toBMC.dead.Store(true)
 			},
-			within:  2*time.Second + 10*time.Millisecond,
+			within:  2*time.Second + 3*time.Second, // KeepaliveInterval + KeepaliveTimeout
 			wantErr: ErrDeactivated,
 			wantEv:  EventDeactivatedByBMC,
+		},
+		{
+			// SOL stolen silently: the session answers, the status says
+			// active, SOL says nothing.
+			name: "SOL stops answering on a live session",
+			act: func(r *rig, c *Console) {
+				r.toConsole.dead.Store(true)
+				r.toBMC.dead.Store(true)
+			},
+			within:  2*time.Second + 3*time.Second, // KeepaliveInterval + KeepaliveTimeout
+			wantErr: ErrSOLStolen,
+			wantEv:  EventProbeUnanswered,
 		},
 	}
 	for _, tc := range tests {

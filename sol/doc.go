@@ -7,9 +7,14 @@
 //     no sockets, goroutines or clock (Engine); every rule is a test that
 //     feeds packets and checks the packets, bytes and events it returns.
 //   - console.go: the client Console, an io.ReadWriteCloser over an RMCP+
-//     session: Activate Payload (section 24.1) with takeover of a stale
-//     activation, keepalive, dead-BMC detection, Deactivate Payload on
-//     Close. A thin shell around the Engine.
+//     session: keepalive with a SOL probe, dead-BMC and stolen-SOL
+//     detection, Deactivate Payload on Close. A thin shell around the
+//     Engine.
+//   - activate.go: Activate Payload (section 24.1) as real BMCs answer it:
+//     takeover of another session's activation, SOL Enable toggled when
+//     Deactivate Payload is ignored, auxiliary data alternatives, the SOL
+//     port and payload size rules; adapt.go names what the Console learns
+//     (BMC-QUIRKS.md).
 //   - bmc.go: the BMC-side endpoint fakebmc attaches to a session after it
 //     answers Activate Payload. Also a thin shell around the Engine.
 //

@@ -34,6 +34,11 @@ const (
 	DefaultRetryInterval = 500 * time.Millisecond
 	DefaultRetries       = 6
 	DefaultReceiveBuffer = 64 << 10
+	// DefaultAssumeDeliveredAfter is Config.AssumeDeliveredAfter's
+	// console-side default: two resends (BMC-QUIRKS.md). A packet whose
+	// first copy and two resends all vanish while the BMC keeps talking is
+	// far likelier to have been taken silently than lost three times.
+	DefaultAssumeDeliveredAfter = 2
 )
 
 // Config configures an Engine.
@@ -65,6 +70,17 @@ type Config struct {
 	// as BMCs with small serial buffers do. fakebmc uses it to test a
 	// console against such a BMC; a real client leaves it zero.
 	AcceptMax int
+	// AssumeDeliveredAfter: a data packet still unacknowledged after this
+	// many retransmissions counts as delivered if the peer has plainly been
+	// alive since it was first sent (a SOL packet came from it, or the
+	// shell reported life with Alive). Some BMCs never acknowledge a
+	// retransmission: OpenBMC's phosphor-net-ipmid drops any packet whose
+	// number is not the next one expected, so when its ACK of our packet
+	// is lost every copy we send after it goes unanswered although the
+	// first was taken (BMC-QUIRKS.md "strict SOL seq"). Zero means
+	// DefaultAssumeDeliveredAfter on the console side and never on the
+	// BMC side (fakebmc never drops console output); negative, never.
+	AssumeDeliveredAfter int
 }
 
 // MaxDataForPayloadSize turns a payload size from the Activate Payload
@@ -135,6 +151,14 @@ func (o *Output) reset() {
 // wrap-around) is ignored; the session layer must drop anything later than
 // that (see seqBehind). Sequence number 0 is an ACK-only packet and is
 // never ACKed.
+//
+// Real BMCs bend these rules (BMC-QUIRKS.md), and the Engine adapts from
+// the evidence alone: a packet under an old number whose bytes differ from
+// those received under it is new data from a peer that restarted its
+// numbering (EventSeqRestart); a packet the live peer never answers after
+// AssumeDeliveredAfter resends was taken by a strict peer
+// (EventAssumedDelivered); Probe asks a quiet peer for a SOL packet
+// (EventProbeUnanswered).
 type Engine struct {
 	cfg Config
 
@@ -145,10 +169,14 @@ type Engine struct {
 	outData    []byte
 	outOps     Op // one-shot operations carried by the outstanding packet
 	outDue     time.Time
-	outSends   int    // transmissions of the outstanding packet so far
-	resends    uint64 // retransmissions over the Engine's life
-	silent     bool   // EventPeerNotAnswering reported for the outstanding packet
-	paused     bool   // the peer NACKed pausedSeq: wait for its ACK or pauseUntil
+	outFirst   time.Time // first transmission of the outstanding packet
+	outSends   int       // transmissions of the outstanding packet so far
+	resends    uint64    // retransmissions over the Engine's life
+	reacks     bool      // an ACK came for a packet after it was retransmitted
+	outIsProbe bool      // the outstanding packet is an empty one Probe sent
+	probeSig   bool      // the pending signal is Probe's
+	silent     bool      // EventPeerNotAnswering reported for the outstanding packet
+	paused     bool      // the peer NACKed pausedSeq: wait for its ACK or pauseUntil
 	pausedSeq  uint8
 	pauseUntil time.Time
 	signal     bool // a data packet carrying pendingOps is due (it may be empty)
@@ -166,6 +194,45 @@ type Engine struct {
 	buffered     int   // delivered, not yet consumed
 	peerLevels   Op    // level bits last seen from the peer
 	deactivating bool  // EventDeactivating already reported
+	// recent holds, per sequence number, the start of the data last
+	// received under it, to tell a late copy from a peer that restarted
+	// its numbering (see isCopy).
+	recent [16]seqRecord
+
+	// Signs of life.
+	heardAt  time.Time // last packet from the peer
+	aliveAt  time.Time // last Alive
+	probeDue time.Time // a Probe awaits a packet from the peer by then; zero: none
+}
+
+// seqRecord is what an Engine remembers of the data packet last received
+// under one sequence number: its length and first bytes.
+type seqRecord struct {
+	valid bool
+	n     int
+	head  [seqRecordHead]byte
+}
+
+// seqRecordHead is how many leading bytes a seqRecord keeps: enough that
+// unrelated console output (a restarted peer's) almost never matches, small
+// enough to cost nothing per packet.
+const seqRecordHead = 16
+
+func (r *seqRecord) set(data []byte) {
+	r.valid, r.n = true, len(data)
+	copy(r.head[:], data)
+}
+
+// isCopy reports whether data can be a copy of the packet recorded under
+// its number: the bytes both hold agree (a sender may grow a retransmission
+// but never changes what it sent). Nothing recorded counts as a copy, the
+// cautious answer.
+func (r *seqRecord) isCopy(data []byte) bool {
+	if !r.valid {
+		return true
+	}
+	n := min(len(data), r.n, seqRecordHead)
+	return string(data[:n]) == string(r.head[:n])
 }
 
 // NewEngine returns an Engine with cfg's zero fields defaulted.
@@ -187,6 +254,9 @@ func NewEngine(cfg Config) *Engine {
 	}
 	if cfg.FirstSeq < 1 || cfg.FirstSeq > 15 {
 		cfg.FirstSeq = 1
+	}
+	if cfg.AssumeDeliveredAfter == 0 && cfg.Role == ConsoleSide {
+		cfg.AssumeDeliveredAfter = DefaultAssumeDeliveredAfter
 	}
 	return &Engine{cfg: cfg, nextSeq: cfg.FirstSeq}
 }
@@ -352,19 +422,107 @@ func (e *Engine) Tick(now time.Time) Output {
 		return o
 	}
 	if e.outSeq != 0 && !now.Before(e.outDue) {
-		if e.outSends > e.cfg.Retries && !e.silent {
-			e.silent = true
-			o.Events = append(o.Events, EventPeerNotAnswering)
+		if e.assumeDelivered() {
+			// Strict SOL sequencing (see Config.AssumeDeliveredAfter):
+			// the peer is alive and ignores our copies, so it took the
+			// first one.
+			if !e.outIsProbe {
+				// An unanswered probe proves nothing about the peer's
+				// sequencing (a silently stolen SOL instance answers no
+				// packet at all): only data is worth reporting.
+				o.Events = append(o.Events, EventAssumedDelivered)
+			}
+			e.outSeq, e.outData, e.outOps, e.outSends = 0, nil, 0, 0
+			e.silent, e.outIsProbe = false, false
+			if !e.probeDue.IsZero() && e.queue.len() == 0 && !e.signal {
+				// A probe is still waiting for an answer: ask again
+				// under the next number, which a strict peer takes.
+				e.signal, e.probeSig, e.opsAfter = true, true, 0
+			}
+		} else {
+			// A probe's empty packet is not data: Probe's deadline, not
+			// the retry count, says when its silence matters.
+			if e.outSends > e.cfg.Retries && !e.silent && !e.outIsProbe {
+				e.silent = true
+				o.Events = append(o.Events, EventPeerNotAnswering)
+			}
+			e.resends++
+			e.transmit(now, &o)
 		}
-		e.resends++
-		e.transmit(now, &o)
 	}
 	if e.paused && !now.Before(e.pauseUntil) {
 		e.paused = false
 	}
+	if !e.probeDue.IsZero() && !now.Before(e.probeDue) {
+		e.probeDue = time.Time{}
+		o.Events = append(o.Events, EventProbeUnanswered)
+	}
 	e.finish(now, &o)
 	return o
 }
+
+// assumeDelivered reports whether the outstanding packet, due for another
+// retransmission, has gone unanswered through AssumeDeliveredAfter
+// retransmissions while the peer showed life after its first copy left,
+// and the peer has never answered a retransmission. The last condition
+// keeps the rule from losing data on a lossy link: a BMC that re-ACKs
+// copies (as the specification asks) shows it the first time a copy is
+// needed, and from then on a packet is retransmitted until it is answered
+// or Retries run out, as before. A strict BMC never shows it.
+func (e *Engine) assumeDelivered() bool {
+	n := e.cfg.AssumeDeliveredAfter
+	if n <= 0 || e.outSends-1 < n || e.reacks {
+		return false
+	}
+	return e.AliveSince(e.outFirst)
+}
+
+// Alive tells the Engine that the peer showed life outside SOL (it
+// answered an IPMI request on the session). It feeds the
+// AssumeDeliveredAfter rule; it sends nothing.
+func (e *Engine) Alive(now time.Time) {
+	if now.After(e.aliveAt) {
+		e.aliveAt = now
+	}
+}
+
+// LastHeard is when the last packet from the peer arrived (zero: none
+// yet).
+func (e *Engine) LastHeard() time.Time { return e.heardAt }
+
+// AliveSince reports whether the peer showed life (a packet, or Alive) at
+// or after t.
+func (e *Engine) AliveSince(t time.Time) bool {
+	return !e.heardAt.Before(t) || !e.aliveAt.Before(t)
+}
+
+// Probe asks the peer for a sign of life on SOL itself: unless a data
+// packet is outstanding (which the peer must answer anyway) or the peer
+// has paused us, it sends an empty data packet, which the peer must ACK.
+// If no packet at all arrives from the peer by now+within, Tick reports
+// EventProbeUnanswered, once. A BMC that handed the SOL instance to
+// another session without a word (BMC-QUIRKS.md "SOL stolen silently")
+// answers IPMI requests as before but no SOL packet of ours.
+func (e *Engine) Probe(now time.Time, within time.Duration) Output {
+	var o Output
+	if e.closed {
+		return o
+	}
+	if e.outSeq == 0 && !e.paused && e.queue.len() == 0 && !e.signal {
+		e.signal, e.probeSig, e.opsAfter = true, true, 0
+	}
+	if e.probeDue.IsZero() {
+		e.probeDue = now.Add(within)
+	}
+	e.finish(now, &o)
+	return o
+}
+
+// RestartNumbering makes the next new data packet take sequence number 1
+// again, as some BMCs do when the host power-cycles (BMC-QUIRKS.md "seq
+// restart after host reboot"; fakebmc reproduces it with this). The
+// packet outstanding, if any, keeps its number.
+func (e *Engine) RestartNumbering() { e.nextSeq = 1 }
 
 // Close ends the Engine. On the BMC side it sends the "SOL deactivating"
 // status once (IPMI v2.0 section 15.9, Table 15-3) in an ACK-only packet;
@@ -404,16 +562,26 @@ func (e *Engine) ReceiveTo(o *Output, now time.Time, p Packet) {
 	}
 	p.Seq &= 0x0F
 	p.AckSeq &= 0x0F
+	e.heardAt = now
+	e.probeDue = time.Time{} // any packet answers a probe
 	if p.Seq != 0 {
-		if e.lastSeq != 0 && p.Seq != e.lastSeq && seqBehind(p.Seq, e.lastSeq) {
+		old := e.lastSeq != 0 && (p.Seq == e.lastSeq || seqBehind(p.Seq, e.lastSeq))
+		switch {
+		case old && !e.recent[p.Seq].isCopy(p.Data):
+			// An old number carrying other bytes than we took under it:
+			// the peer restarted its numbering (a BMC does when the host
+			// power-cycles), so this is new data. Waiting for the number
+			// to come round again would lose up to 7 packets of output.
+			o.Events = append(o.Events, EventSeqRestart)
+			e.receiveNew(p, o)
+		case old && p.Seq != e.lastSeq:
 			// A late copy of a packet we have moved past: its data, its
 			// operations and its ACK are all stale.
 			e.finish(now, o)
 			return
-		}
-		if e.lastSeq != 0 && p.Seq == e.lastSeq {
+		case old:
 			e.receiveCopy(p, o)
-		} else {
+		default:
 			e.receiveNew(p, o)
 		}
 	} else {
@@ -428,6 +596,7 @@ func (e *Engine) ReceiveTo(o *Output, now time.Time, p Packet) {
 // receiveNew accepts a data packet with a new sequence number.
 func (e *Engine) receiveNew(p Packet, o *Output) {
 	e.lastSeq = p.Seq
+	e.recent[p.Seq].set(p.Data)
 	e.lastAccepted = 0
 	e.lastPartial = false
 	// Operations act before the characters of the same packet (a flush
@@ -540,10 +709,15 @@ func (e *Engine) receiveAck(now time.Time, p Packet) {
 	nack := p.Op&OpNACK != 0
 	switch {
 	case e.outSeq != 0 && p.AckSeq == e.outSeq:
+		if e.outSends > 1 {
+			// The peer answers retransmissions: it is not one of the
+			// strict BMCs AssumeDeliveredAfter is for.
+			e.reacks = true
+		}
 		accepted := min(int(p.Accepted), len(e.outData))
 		rest := e.outData[accepted:]
 		e.outSeq, e.outData, e.outOps, e.outSends = 0, nil, 0, 0
-		e.silent = false
+		e.silent, e.outIsProbe = false, false
 		if len(rest) > 0 {
 			// Partial accept or NACK: the rest goes again, ahead of
 			// everything queued after it, under a new sequence number.
@@ -594,14 +768,17 @@ func (e *Engine) startPacket(now time.Time, o *Output) {
 	}
 	data := make([]byte, n)
 	e.queue.read(data)
+	e.outIsProbe = false
 	if carriesSignal {
-		e.signal, e.pendingOps = false, 0
+		e.outIsProbe = e.probeSig && n == 0 && ops == 0
+		e.signal, e.pendingOps, e.probeSig = false, 0, false
 	} else if e.signal {
 		e.opsAfter -= n
 	}
 	e.outSeq, e.outData, e.outOps = e.nextSeq, data, ops
 	e.nextSeq = nextSeqAfter(e.nextSeq)
 	e.outSends = 0
+	e.outFirst = now
 	e.transmit(now, o)
 }
 
@@ -634,6 +811,9 @@ func (e *Engine) deadline() time.Time {
 	}
 	if e.paused && (d.IsZero() || e.pauseUntil.Before(d)) {
 		d = e.pauseUntil
+	}
+	if !e.probeDue.IsZero() && (d.IsZero() || e.probeDue.Before(d)) {
+		d = e.probeDue
 	}
 	return d
 }

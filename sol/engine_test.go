@@ -231,15 +231,17 @@ func TestEngineDuplicateAfterWrapAround(t *testing.T) {
 func TestEngineLateCopiesUpToSevenBehind(t *testing.T) {
 	e := newTestEngine(BMCSide)
 	var want, got []byte
+	sent := map[uint8]string{}
 	for i, seq := range []uint8{14, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12} {
 		b := string(rune('a' + i))
 		o := e.Receive(t0, dataPkt(seq, b))
 		expectSend(t, fmt.Sprintf("new packet %d", seq), o, ackPkt(seq, 1))
 		want, got = append(want, b...), append(got, o.Deliver...)
+		sent[seq] = b
 	}
 	for behind := uint8(1); behind <= 7; behind++ {
 		seq := 12 - behind
-		o := e.Receive(t0, dataPkt(seq, "late"))
+		o := e.Receive(t0, dataPkt(seq, sent[seq]))
 		expectSend(t, fmt.Sprintf("late copy of %d (%d behind 12)", seq, behind), o)
 		got = append(got, o.Deliver...)
 	}

@@ -40,6 +40,11 @@ const (
 	EventCTSResume      // reassert CTS
 	EventDCDDSRDrop     // deassert DCD/DSR
 	EventDCDDSRRestore  // reassert DCD/DSR
+
+	// Adaptations to real BMCs (BMC-QUIRKS.md), reported by the Engine.
+	EventAssumedDelivered // a packet unacknowledged through Config.AssumeDeliveredAfter resends of a live peer counted as delivered
+	EventSeqRestart       // the peer restarted its sequence numbers; the packet was taken as new data
+	EventProbeUnanswered  // nothing came from the peer within a Probe's time
 )
 
 var eventNames = map[Event]string{
@@ -60,6 +65,9 @@ var eventNames = map[Event]string{
 	EventCTSResume:           "console resumed the system (CTS asserted)",
 	EventDCDDSRDrop:          "console dropped DCD/DSR",
 	EventDCDDSRRestore:       "console restored DCD/DSR",
+	EventAssumedDelivered:    "packet counted delivered: the live peer ignores retransmissions",
+	EventSeqRestart:          "peer restarted its SOL sequence numbers",
+	EventProbeUnanswered:     "no SOL packet from the peer in answer to a probe",
 }
 
 func (e Event) String() string {

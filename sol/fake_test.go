@@ -95,7 +95,8 @@ func (p *lossyPipe) sentPackets() [][]byte {
 
 // fakeConn is the console's end of the payload channel.
 type fakeConn struct {
-	out *lossyPipe
+	out     *lossyPipe
+	decided int // what Port reports (an OpenPayloadEither connection's answering port)
 
 	mu     sync.Mutex
 	closed bool
@@ -118,6 +119,8 @@ func (c *fakeConn) Send(b []byte) error {
 }
 
 func (c *fakeConn) Recv() <-chan []byte { return c.recv }
+
+func (c *fakeConn) Port() int { return c.decided }
 
 func (c *fakeConn) Close() error {
 	c.mu.Lock()

@@ -61,8 +61,9 @@ type options struct {
 	slowAnswers                time.Duration
 	misbehave                  fakebmc.FaultSpread
 
-	quirkList string         // -quirks, as given
-	quirks    fakebmc.Quirks // parsed
+	quirkList     string         // -quirks, as given
+	quirks        fakebmc.Quirks // parsed
+	solStealEvery time.Duration
 
 	redfish          bool                  // -redfish
 	redfishCert      string                // -redfish-cert FILE
@@ -110,6 +111,7 @@ func flagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.redfish, "redfish", false, "every BMC also serves Redfish over HTTPS on TCP at its port number, backed by the same machine (same user and password)")
 	fs.StringVar(&o.redfishCert, "redfish-cert", "", "with -redfish, write the services' self-signed certificate (PEM) to `FILE`, for clients to pin (curl --cacert, obmd's ca_cert)")
 	fs.StringVar(&o.redfishQuirkList, "redfish-quirks", "", "with -redfish, comma-separated `LIST` of real Redfish services' deviations every BMC reproduces (see below)")
+	fs.DurationVar(&o.solStealEvery, "sol-steal-every", fakebmc.DefaultSOLStealEvery, "-quirks sol-steal: time between two silent steals of an active SOL instance")
 	return fs
 }
 
@@ -332,6 +334,12 @@ func parseFlags(args []string, getenv func(string) string) (*options, error) {
 		problems = append(problems, "-quirks: "+err.Error())
 	} else {
 		o.quirks = qs
+		switch {
+		case set["sol-steal-every"] && !qs.Has(fakebmc.QuirkSOLSteal):
+			problems = append(problems, "-sol-steal-every is only used with -quirks "+string(fakebmc.QuirkSOLSteal))
+		case qs.Has(fakebmc.QuirkSOLSteal) && o.solStealEvery <= 0:
+			problems = append(problems, fmt.Sprintf("-sol-steal-every %v is not positive", o.solStealEvery))
+		}
 	}
 	for _, f := range []string{"redfish-cert", "redfish-quirks"} {
 		if set[f] && !o.redfish {
@@ -376,15 +384,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Addr:  o.addr,
 		Count: o.count,
 		BMC: fakebmc.BMCConfig{
-			Users:        []fakebmc.User{{Name: o.user, Password: []byte(o.pass)}},
-			CipherSuites: o.suites,
-			Console:      fakebmc.ConsoleMode(o.console),
-			Baud:         baud,
-			Faults:       o.faults,
-			StartOn:      !o.powerOff,
-			Quirks:       o.quirks,
-			SOLAcceptMax: o.solAccept,
-			Redfish:      redfish,
+			Users:         []fakebmc.User{{Name: o.user, Password: []byte(o.pass)}},
+			CipherSuites:  o.suites,
+			Console:       fakebmc.ConsoleMode(o.console),
+			Baud:          baud,
+			Faults:        o.faults,
+			StartOn:       !o.powerOff,
+			Quirks:        o.quirks,
+			SOLAcceptMax:  o.solAccept,
+			Redfish:       redfish,
+			SOLStealEvery: o.solStealEvery,
 		},
 		Misbehave: o.misbehave,
 		Logger:    log,

@@ -105,21 +105,8 @@ func FreeIPMI(t testing.TB, ctx context.Context, tool string, tg Target, args ..
 	if err != nil {
 		t.Skipf("%s not installed: apt-get install freeipmi-tools", tool)
 	}
-	if strings.ContainsAny(tg.Username+tg.Password, "\n") {
-		t.Fatal("peertest: a FreeIPMI config file cannot hold a newline in user name or password")
-	}
-	f, err := os.CreateTemp(t.TempDir(), "freeipmi-*.conf")
-	if err != nil {
-		t.Fatalf("peertest: %v", err)
-	}
-	_, err = fmt.Fprintf(f, "username %s\npassword %s\n", tg.Username, tg.Password)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("peertest: writing FreeIPMI config: %v", err)
-	}
-	argv := append([]string{"--config-file=" + filepath.Clean(f.Name()), "-D", "LAN_2_0",
+	conf := freeipmiConfig(t, tg)
+	argv := append([]string{"--config-file=" + conf, "-D", "LAN_2_0",
 		"-h", tg.host() + ":" + strconv.Itoa(tg.Port)}, args...)
 	return run(t, ctx, bin, argv, nil)
 }

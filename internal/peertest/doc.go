@@ -3,8 +3,9 @@
 // tests, and reads the packet captures in testdata/captures.
 //
 // It is test support only: nothing outside _test.go files may import it. It
-// depends on the standard library alone, so that the tests of every obmd
-// package (rmcpplus and ipmi included) can import it without a cycle; for
+// depends on the standard library and obmd/internal/syncbuf alone, so that
+// the tests of every obmd package (rmcpplus and ipmi included) can import
+// it without a cycle; for
 // the same reason it hand-encodes the one packet it sends (an ASF presence
 // ping) instead of using rmcpplus.
 //
