@@ -295,7 +295,18 @@ func runPeer(t *testing.T, row solCompatRow, name string, want solPeerOutcome) {
 		}
 	case row.during != nil && up():
 		row.during(t, b)
+		// What the BMC sent before the steal may still be on its way
+		// through the peer's pipe: count from when its output first stays
+		// still for 300 ms (within 3 s), then watch 2 s for more.
 		afterDuring = len(c.Output())
+		for quiet, end := time.Now(), time.Now().Add(3*time.Second); time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond) // a peer process: nothing to await but its output
+			if n := len(c.Output()); n != afterDuring {
+				afterDuring, quiet = n, time.Now()
+			} else if time.Since(quiet) >= 300*time.Millisecond {
+				break
+			}
+		}
 		time.Sleep(2 * time.Second)
 	case up():
 		time.Sleep(time.Second)
