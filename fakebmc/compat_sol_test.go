@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,8 +31,8 @@ import (
 // wherever ipmitool or ipmiconsole succeed, obmd succeeds too.
 //
 // The rows are data (solCompatRows) so they can join the session rows in
-// one matrix; COMPAT-SOL.md is rendered from them and kept in step by
-// TestSOLCompatTableInStep.
+// one matrix; COMPAT.md is rendered from them and kept in step by
+// TestCompatMatrixInStep (compat_doc_test.go).
 
 // solPeerOutcome is what a peer client does on a row's BMC.
 type solPeerOutcome struct {
@@ -635,12 +634,11 @@ func TestSOLCompatRowsCoverEveryQuirk(t *testing.T) {
 	}
 }
 
-// renderSOLCompatTable is the matrix as markdown.
+// renderSOLCompatTable is the SOL half of the matrix as markdown.
 func renderSOLCompatTable() string {
 	var b strings.Builder
-	b.WriteString("<!-- Generated from fakebmc/compat_sol_test.go (solCompatRows); TestSOLCompatTableInStep keeps it in step. -->\n")
-	b.WriteString("# SOL compatibility matrix\n\n")
-	b.WriteString("What `ipmitool -I lanplus sol activate` and FreeIPMI's `ipmiconsole` (no workaround flags) and obmd (node registered with no quirks) do on a fakebmc started with `-quirks NAME`. Every cell is asserted by `TestSOLCompatibility`.\n\n")
+	b.WriteString("## Serial over LAN\n\n")
+	b.WriteString("What `ipmitool -I lanplus -C 17 sol activate` and FreeIPMI's `ipmiconsole -I 17` (no workaround flags) and obmd (node registered with no quirks: a gap-free counter console, discontinuities only at `[obmd: ...]` markers) do on a fakebmc started with `-quirks NAME`. Every cell is asserted by `TestSOLCompatibility`.\n\n")
 	b.WriteString("| quirk | ipmitool | ipmiconsole | obmd | obmd reports |\n|---|---|---|---|---|\n")
 	for _, r := range solCompatRows {
 		det := r.detected
@@ -650,19 +648,4 @@ func renderSOLCompatTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", r.quirk, r.ipmitool.what, r.ipmiconsole.what, r.obmd, det)
 	}
 	return b.String()
-}
-
-// TestSOLCompatTableInStep: COMPAT-SOL.md is the rendering of the rows.
-// OBMD_UPDATE_COMPAT=1 rewrites it.
-func TestSOLCompatTableInStep(t *testing.T) {
-	want := renderSOLCompatTable()
-	if os.Getenv("OBMD_UPDATE_COMPAT") == "1" {
-		if err := os.WriteFile("COMPAT-SOL.md", []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile("COMPAT-SOL.md")
-	if err != nil || string(got) != want {
-		t.Fatalf("fakebmc/COMPAT-SOL.md is not the rendering of solCompatRows (OBMD_UPDATE_COMPAT=1 go test -run TestSOLCompatTableInStep ./fakebmc rewrites it); want:\n%s", want)
-	}
 }
