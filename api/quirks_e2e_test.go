@@ -61,7 +61,7 @@ func TestIPMINodeShowsDetectedQuirks(t *testing.T) {
 	for _, q := range st.Driver.Quirks {
 		found[q.Name] = q
 	}
-	for _, name := range []string{"brokensuite", "adminrefused"} {
+	for _, name := range []string{"broken-suite", "admin-refused"} {
 		if q := found[name]; q.Source != manager.QuirkDetected || q.Evidence == "" {
 			t.Errorf("quirk %s: %+v; want it detected with evidence (%s)", name, q, body)
 		}

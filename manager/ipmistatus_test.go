@@ -57,14 +57,14 @@ func TestIPMIDriverStatus(t *testing.T) {
 	if q := byName["solport"]; q.Source != QuirkConfigured {
 		t.Errorf("configured quirk solport: %+v", q)
 	}
-	for _, name := range []string{"brokensuite", "adminrefused"} {
+	for _, name := range []string{"broken-suite", "admin-refused"} {
 		q, ok := byName[name]
 		if !ok || q.Source != QuirkDetected || q.Evidence == "" || q.Since.IsZero() {
 			t.Errorf("detected quirk %s: %+v (all: %+v)", name, q, st.Quirks)
 		}
 	}
-	if !strings.Contains(byName["brokensuite"].Evidence, "cipher suite 17") {
-		t.Errorf("brokensuite evidence does not name the suite: %q", byName["brokensuite"].Evidence)
+	if !strings.Contains(byName["broken-suite"].Evidence, "cipher suite 17") {
+		t.Errorf("brokensuite evidence does not name the suite: %q", byName["broken-suite"].Evidence)
 	}
 	if got := st.Details["privilege"]; got != "operator (administrator refused by the BMC)" {
 		t.Errorf("privilege detail %v", got)

@@ -115,7 +115,7 @@ func (s *Session) establish(ctx context.Context) error {
 
 // raisePrivilege sets the session privilege (section 22.18: the session
 // starts below the privilege asked for in RAKP 1), with the
-// "adminrefused" fallback, and returns the privilege granted.
+// "admin-refused" fallback, and returns the privilege granted.
 func (s *Session) raisePrivilege(ctx context.Context, p *plan) (ipmi.PrivilegeLevel, error) {
 	want := p.privilege
 	for {
@@ -156,7 +156,7 @@ func (s *Session) authCapsRequest() []byte {
 // 22.15), one 16-byte page per request, and returns the standard suite IDs
 // in it. Each request goes out in both framings at once: ipmi_sim ignores
 // the RMCP+ one, other BMCs the IPMI v1.5 one, and the first answer wins.
-// A BMC that ignores both costs the short timeout ("nociphersuitelist").
+// A BMC that ignores both costs the short timeout ("no-cipher-suite-list").
 func (s *Session) fetchCipherSuites(ctx context.Context) ([]uint8, error) {
 	var records []byte
 	for index := range uint8(0x40) {

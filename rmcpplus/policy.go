@@ -32,10 +32,10 @@ import (
 //     once, in both framings at once (IPMI v1.5 and RMCP+: each is ignored
 //     by some BMC), with a short timeout; a BMC that lists none of them
 //     gets a NoConfidentialityError naming the explicit opt-in.
-//   - "nociphersuitelist": the list went unanswered or was refused: try
+//   - "no-cipher-suite-list": the list went unanswered or was refused: try
 //     17, then 3 ("blind"), giving a blind suite's Open Session only the
 //     short timeout before the next.
-//   - "brokensuite": a suite the BMC listed is refused at Open Session or
+//   - "broken-suite": a suite the BMC listed is refused at Open Session or
 //     RAKP 2 with any status but 0x0C/0x0D (those are about the user), or
 //     its RAKP 2 auth code is all zeros: try the next suite, one round
 //     trip each.
@@ -47,16 +47,16 @@ import (
 //     SIK, RAKP 3 without the lookup bit).
 //   - "supermicro20": an auth code or integrity check value longer than
 //     the HMAC is compared on the HMAC's length; the rest is ignored.
-//   - "rakperrortag0": while waiting for RAKP 2 or 4, an error of that
+//   - "rakp-error-tag0": while waiting for RAKP 2 or 4, an error of that
 //     message type counts whatever its tag (OpenBMC sends tag 0 and
 //     console session ID 0).
-//   - "shortopensessionerror": an Open Session Response of one byte is a
+//   - "short-open-session-error": an Open Session Response of one byte is a
 //     refusal whose only field is the status.
-//   - "handshakeresend": after a retransmitted RAKP 1 or 3, an auth code
+//   - "handshake-resend": after a retransmitted RAKP 1 or 3, an auth code
 //     mismatch or status 0x02/0x08/0x0F gets one fresh handshake before
 //     an error is reported (BMCs that handle a repeated RAKP 1
 //     non-idempotently).
-//   - "adminrefused": Set Session Privilege Level(administrator) answered
+//   - "admin-refused": Set Session Privilege Level(administrator) answered
 //     0x80 or 0x81: the session runs at operator, which is enough for
 //     chassis control and boot options.
 //   - "nochecksumcheck": an IPMI response whose checksum is wrong is
@@ -97,12 +97,12 @@ const (
 	QuirkIntel20               = "intel20"
 	QuirkSupermicro20          = "supermicro20"
 	QuirkNoChecksumCheck       = "nochecksumcheck"
-	QuirkRAKPErrorTag0         = "rakperrortag0"
-	QuirkShortOpenSessionError = "shortopensessionerror"
-	QuirkBrokenSuite           = "brokensuite"
-	QuirkNoCipherSuiteList     = "nociphersuitelist"
-	QuirkHandshakeResend       = "handshakeresend"
-	QuirkAdminRefused          = "adminrefused"
+	QuirkRAKPErrorTag0         = "rakp-error-tag0"
+	QuirkShortOpenSessionError = "short-open-session-error"
+	QuirkBrokenSuite           = "broken-suite"
+	QuirkNoCipherSuiteList     = "no-cipher-suite-list"
+	QuirkHandshakeResend       = "handshake-resend"
+	QuirkAdminRefused          = "admin-refused"
 )
 
 // Detection is one deviation seen on the wire.
@@ -257,7 +257,7 @@ func acceptBadChecksum(integrity bool, w Workarounds) bool {
 	return integrity || w.NoChecksumCheck
 }
 
-// privilegeFallback is the "adminrefused" rule: the privilege to ask for
+// privilegeFallback is the "admin-refused" rule: the privilege to ask for
 // after Set Session Privilege Level(asked) was answered cc.
 func privilegeFallback(asked ipmi.PrivilegeLevel, cc ipmi.CompletionCode) (ipmi.PrivilegeLevel, bool) {
 	// Section 22.18: 80h "requested level not available for this user",
@@ -276,7 +276,7 @@ const (
 	authCodeMismatch authCodeVerdict = iota
 	authCodeMatch
 	authCodeLong // matches on the HMAC's length, with bytes after it ("supermicro20")
-	authCodeZero // all zeros: the BMC did not compute it ("brokensuite")
+	authCodeZero // all zeros: the BMC did not compute it ("broken-suite")
 )
 
 // judgeAuthCode compares a received code with the expected HMAC, in
@@ -327,7 +327,7 @@ func rakpNamesFor(user string, role uint8, intel20, padInRAKP1 bool) rakpNames {
 	return n
 }
 
-// rakpErrorMatches is the "rakperrortag0" rule: whether an RAKP 2 or 4
+// rakpErrorMatches is the "rakp-error-tag0" rule: whether an RAKP 2 or 4
 // reply with status st, tag and console session ID belongs to our request
 // (tag want, our console ID), and whether it took the rule to say so. A
 // success must carry our tag and console ID; an error counts with any tag
@@ -398,7 +398,7 @@ type attemptOutcome struct {
 }
 
 // resendCasualty reports whether o looks like a BMC that mishandled a
-// retransmitted RAKP 1 or 3 (the "handshakeresend" rule).
+// retransmitted RAKP 1 or 3 (the "handshake-resend" rule).
 func resendCasualty(o attemptOutcome) bool {
 	if !o.Resent || (o.Stage != stageRAKP2 && o.Stage != stageRAKP4) {
 		return false
@@ -413,7 +413,7 @@ func resendCasualty(o attemptOutcome) bool {
 }
 
 // suiteRefusal reports whether a refused attempt should move on to the
-// next suite ("brokensuite"): any Open Session refusal, and any RAKP 2
+// next suite ("broken-suite"): any Open Session refusal, and any RAKP 2
 // refusal but the two about the user name (0x0C, 0x0D).
 func suiteRefusal(o attemptOutcome) bool {
 	if o.Kind != outcomeRefused {
@@ -479,7 +479,7 @@ func newPlan(addr string, pinned uint8, privilege ipmi.PrivilegeLevel, w Workaro
 		noMatchOnly: true,
 	}
 	if k.privilege != 0 && k.privilege < privilege {
-		p.privilege = k.privilege // "adminrefused", learned
+		p.privilege = k.privilege // "admin-refused", learned
 	}
 	switch {
 	case pinned != 0:

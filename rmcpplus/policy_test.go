@@ -105,7 +105,7 @@ func TestPlan(t *testing.T) {
 			wantErr: errRefused,
 		},
 		{
-			name: "brokensuite: 17 listed, refused with 0x12 at Open Session",
+			name: "broken-suite: 17 listed, refused with 0x12 at Open Session",
 			list: &listAnswer{offered: []uint8{1, 2, 3, 17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, refused(stageOpenSession, RAKPIllegalOrUnrecognizedParameter)},
@@ -114,7 +114,7 @@ func TestPlan(t *testing.T) {
 			detected: []string{QuirkBrokenSuite},
 		},
 		{
-			name: "brokensuite: 17 refused at RAKP 2 with 0x01",
+			name: "broken-suite: 17 refused at RAKP 2 with 0x01",
 			list: &listAnswer{offered: []uint8{3, 17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, refused(stageRAKP2, RAKPInsufficientResources)},
@@ -123,7 +123,7 @@ func TestPlan(t *testing.T) {
 			detected: []string{QuirkBrokenSuite},
 		},
 		{
-			name: "brokensuite: RAKP 2 auth code all zeros",
+			name: "broken-suite: RAKP 2 auth code all zeros",
 			list: &listAnswer{offered: []uint8{3, 17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, attemptOutcome{Stage: stageRAKP2, Kind: outcomeZeroAuthCode, Err: errRefused}},
@@ -306,7 +306,7 @@ func TestPlanPrivilege(t *testing.T) {
 	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{}, nil); p.privilege != ipmi.PrivilegeAdministrator {
 		t.Fatalf("privilege %v, want administrator", p.privilege)
 	}
-	// "adminrefused", learned: the next session asks for operator at once.
+	// "admin-refused", learned: the next session asks for operator at once.
 	if p := newPlan("bmc", 0, ipmi.PrivilegeAdministrator, Workarounds{}, knowledge{privilege: ipmi.PrivilegeOperator}, nil); p.privilege != ipmi.PrivilegeOperator {
 		t.Fatalf("privilege %v, want operator", p.privilege)
 	}

@@ -42,7 +42,7 @@ type awaited interface {
 // until attempts run out. timer is the caller's reusable timer, stopped
 // or expired. It returns the number of transmissions made, so that the
 // handshake can tell an answer to a retransmitted message (see the
-// "handshakeresend" rule in policy.go), and ErrTimeout after the last
+// "handshake-resend" rule in policy.go), and ErrTimeout after the last
 // attempt.
 func (s *Session) retransmit(ctx context.Context, r awaited, ready <-chan struct{}, timer *time.Timer, base time.Duration, attempts int) (sent int, err error) {
 	for k := range attempts {
