@@ -64,7 +64,7 @@ func TestIPMIDriverStatus(t *testing.T) {
 		}
 	}
 	if !strings.Contains(byName["broken-suite"].Evidence, "cipher suite 17") {
-		t.Errorf("brokensuite evidence does not name the suite: %q", byName["broken-suite"].Evidence)
+		t.Errorf("broken-suite evidence does not name the suite: %q", byName["broken-suite"].Evidence)
 	}
 	if got := st.Details["privilege"]; got != "operator (administrator refused by the BMC)" {
 		t.Errorf("privilege detail %v", got)

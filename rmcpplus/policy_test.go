@@ -77,7 +77,7 @@ func TestPlan(t *testing.T) {
 			wantErr: errRefused,
 		},
 		{
-			name: "nociphersuitelist: 17 blind with the short wait, then 3",
+			name: "no-cipher-suite-list: 17 blind with the short wait, then 3",
 			list: &listAnswer{err: errTimeout},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true, QuickOpen: true}, attemptOutcome{Stage: stageOpenSession, Kind: outcomeSilent, Err: errTimeout}},
@@ -86,7 +86,7 @@ func TestPlan(t *testing.T) {
 			detected: []string{QuirkNoCipherSuiteList},
 		},
 		{
-			name: "nociphersuitelist, and the BMC refuses both: no confidentiality",
+			name: "no-cipher-suite-list, and the BMC refuses both: no confidentiality",
 			list: &listAnswer{err: errRefused},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true, QuickOpen: true}, refused(stageOpenSession, RAKPNoCipherSuiteMatch)},
@@ -174,7 +174,7 @@ func TestPlan(t *testing.T) {
 			wantErr: errPassword,
 		},
 		{
-			name: "handshakeresend: 0x08 after a retransmitted RAKP 1 gets one fresh handshake",
+			name: "handshake-resend: 0x08 after a retransmitted RAKP 1 gets one fresh handshake",
 			list: &listAnswer{offered: []uint8{17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, attemptOutcome{Stage: stageRAKP2, Kind: outcomeRefused, Status: RAKPInactiveSessionID, Resent: true, Err: errRefused}},
@@ -183,7 +183,7 @@ func TestPlan(t *testing.T) {
 			detected: []string{QuirkHandshakeResend},
 		},
 		{
-			name: "handshakeresend: a mismatch after a retransmitted RAKP 1, then a real wrong password",
+			name: "handshake-resend: a mismatch after a retransmitted RAKP 1, then a real wrong password",
 			list: &listAnswer{offered: []uint8{17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, attemptOutcome{Stage: stageRAKP2, Kind: outcomeAuthMismatch, Resent: true, Err: errPassword}},
@@ -193,7 +193,7 @@ func TestPlan(t *testing.T) {
 			detected: []string{QuirkHandshakeResend},
 		},
 		{
-			name: "handshakeresend: RAKP 4 0x0F after a retransmitted RAKP 3",
+			name: "handshake-resend: RAKP 4 0x0F after a retransmitted RAKP 3",
 			list: &listAnswer{offered: []uint8{17}},
 			steps: []step{
 				{attemptSpec{Suite: 17, NameOnlyLookup: true}, attemptOutcome{Stage: stageRAKP4, Kind: outcomeRefused, Status: RAKPInvalidIntegrityCheckValue, Resent: true, Err: errRefused}},

@@ -89,7 +89,7 @@ func TestProbeQuirkyBMC(t *testing.T) {
 		"cipher suite chosen: 3 ",
 		"session privilege: operator",
 		"handshakes: 2",
-		"  nociphersuitelist: ",
+		"  no-cipher-suite-list: ",
 		"power: off",
 	} {
 		if !strings.Contains(out, want) {
