@@ -378,7 +378,7 @@ func wsCloseFor(err error) (websocket.StatusCode, string) {
 		code = websocket.StatusGoingAway
 	case errors.Is(err, manager.ErrTokenRevoked), errors.Is(err, manager.ErrUnauthorized):
 		code = closeUnauthorized
-		if errors.Is(err, manager.ErrUnauthorized) {
+		if !errors.Is(err, manager.ErrTokenRevoked) {
 			reason = "missing or invalid token"
 		}
 	case errors.Is(err, manager.ErrNodeDeleted), errors.Is(err, manager.ErrNotFound):

@@ -508,6 +508,12 @@ func (a *Access) currentLocked() error {
 	return nil
 }
 
+func (n *node) isDeleted() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.deleted
+}
+
 func (a *Access) current() error {
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
@@ -600,10 +606,10 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	// moment later.
 	if why := v.Err(); errors.Is(why, ErrTokenRevoked) || errors.Is(why, ErrNodeDeleted) {
 		v.Close()
-		if err := a.current(); err != nil {
-			return nil, err
+		if a.n.isDeleted() {
+			return nil, &Error{Kind: ErrNotFound, Err: ErrNodeDeleted}
 		}
-		return nil, errUnauthorizedToken
+		return nil, &Error{Kind: ErrUnauthorized, Err: ErrTokenRevoked}
 	}
 	if err != nil {
 		return nil, err
