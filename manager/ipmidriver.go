@@ -327,67 +327,19 @@ func (d *ipmiDriver) PowerCycle(ctx context.Context, force bool) error {
 		return err
 	}
 	asked := time.Now()
-	off, err := d.awaitOff(ctx, d.graceEnd(ctx))
-	if err != nil {
-		return err
-	}
-	if !off {
-		d.log.Info("node still on after the soft-off grace period; forcing it off",
-			"waited", time.Since(asked).Round(time.Millisecond))
-		if err := d.PowerOff(ctx); err != nil {
-			return err
-		}
-		if _, err := d.awaitOff(ctx, time.Time{}); err != nil {
-			return err
-		}
-	}
-	return d.PowerOn(ctx)
+	return d.powerSteps().finishSoftCycle(ctx, asked, d.graceEnd(ctx))
 }
 
-// graceEnd is when a soft power cycle stops waiting for the OS: after
-// SoftOffGrace, but early enough to leave a forced off and a power on
-// room before ctx's deadline (a third of the time left, at most two
-// unanswered requests' worth).
+// graceEnd is when a soft power cycle stops waiting for the OS, keeping at
+// most two unanswered requests' worth for the forced off and power on.
 func (d *ipmiDriver) graceEnd(ctx context.Context) time.Time {
-	now := time.Now()
-	end := now.Add(d.cfg.SoftOffGrace)
-	if dl, ok := ctx.Deadline(); ok {
-		reserve := min(dl.Sub(now)/3, 2*d.cfg.requestBudget())
-		if capped := dl.Add(-reserve); capped.Before(end) {
-			end = capped
-		}
-	}
-	return end
+	return graceEnd(ctx, d.cfg.SoftOffGrace, 2*d.cfg.requestBudget())
 }
 
-// awaitOff polls the power state every PowerPollInterval until the node is
-// off (true), until is reached (false; zero means no limit but ctx's), or
-// ctx ends (its error).
-func (d *ipmiDriver) awaitOff(ctx context.Context, until time.Time) (bool, error) {
-	for {
-		on, err := d.powerIsOn(ctx)
-		if err != nil {
-			return false, err
-		}
-		if !on {
-			return true, nil
-		}
-		wait := d.cfg.PowerPollInterval
-		if !until.IsZero() {
-			left := time.Until(until)
-			if left <= 0 {
-				return false, nil
-			}
-			wait = min(wait, left)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, d.classify("waiting for the node to power off", ctx.Err())
-		}
-	}
+// powerSteps are the driver's steps for the end of a soft power cycle.
+func (d *ipmiDriver) powerSteps() powerSteps {
+	return powerSteps{isOn: d.powerIsOn, forceOff: d.PowerOff, powerOn: d.PowerOn,
+		classify: d.classify, poll: d.cfg.PowerPollInterval, log: d.log}
 }
 
 // bootDevices maps the API's boot device names to boot flag selectors

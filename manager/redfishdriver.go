@@ -302,13 +302,7 @@ func (d *redfishDriver) forcedCycle(ctx context.Context) error {
 	var se *redfish.ServiceError
 	if errors.As(err, &se) {
 		d.log.Info("the system offers neither PowerCycle nor ForceRestart; forcing it off and on")
-		if err := d.powerOff(ctx); err != nil {
-			return err
-		}
-		if _, err := d.awaitOff(ctx, time.Time{}); err != nil {
-			return err
-		}
-		return d.powerOn(ctx)
+		return d.powerSteps().finishSoftCycle(ctx, time.Time{}, time.Time{})
 	}
 	if err != nil {
 		return d.classify("forced power cycle", err)
@@ -329,70 +323,22 @@ func (d *redfishDriver) softCycle(ctx context.Context) error {
 			return err
 		}
 	}
-	asked := time.Now()
-	off := false
+	asked, until := time.Now(), time.Time{}
 	if se == nil {
-		if off, err = d.awaitOff(ctx, d.graceEnd(ctx)); err != nil {
-			return err
-		}
+		until = graceEnd(ctx, d.cfg.SoftOffGrace, 10*time.Second)
 	}
-	if !off {
-		if se == nil {
-			d.log.Info("node still on after the soft-off grace period; forcing it off",
-				"waited", time.Since(asked).Round(time.Millisecond))
-		}
-		if err := d.powerOff(ctx); err != nil {
-			return err
-		}
-		if _, err := d.awaitOff(ctx, time.Time{}); err != nil {
-			return err
-		}
-	}
-	return d.powerOn(ctx)
+	return d.powerSteps().finishSoftCycle(ctx, asked, until)
 }
 
-// graceEnd is when a soft power cycle stops waiting for the OS: after
-// SoftOffGrace, but leaving a third of the time left (at most 10 s) for
-// the forced off and the power on.
-func (d *redfishDriver) graceEnd(ctx context.Context) time.Time {
-	now := time.Now()
-	end := now.Add(d.cfg.SoftOffGrace)
-	if dl, ok := ctx.Deadline(); ok {
-		reserve := min(dl.Sub(now)/3, 10*time.Second)
-		if capped := dl.Add(-reserve); capped.Before(end) {
-			end = capped
-		}
-	}
-	return end
-}
-
-// awaitOff polls PowerState until it is Off (true), until is reached
-// (false; zero means only ctx bounds it), or ctx ends.
-func (d *redfishDriver) awaitOff(ctx context.Context, until time.Time) (bool, error) {
-	for {
+// powerSteps are the driver's steps for the end of a soft power cycle.
+// PoweringOff is not off yet: the wait is for Off.
+func (d *redfishDriver) powerSteps() powerSteps {
+	isOn := func(ctx context.Context) (bool, error) {
 		st, err := d.powerState(ctx, "waiting for the node to power off")
-		if err != nil {
-			return false, err
-		}
-		if st == redfish.PowerOff {
-			return true, nil
-		}
-		wait := d.cfg.PowerPollInterval
-		if !until.IsZero() {
-			left := time.Until(until)
-			if left <= 0 {
-				return false, nil
-			}
-			wait = min(wait, left)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, d.classify("waiting for the node to power off", ctx.Err())
-		}
+		return st != redfish.PowerOff, err
 	}
+	return powerSteps{isOn: isOn, forceOff: d.powerOff, powerOn: d.powerOn,
+		classify: d.classify, poll: d.cfg.PowerPollInterval, log: d.log}
 }
 
 // redfishBootTargets maps the API's boot device names to
