@@ -169,6 +169,8 @@ func statusOf(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, manager.ErrTimeout):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, manager.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable // the client left; nobody reads this
 	}
