@@ -134,7 +134,7 @@ func startInstance(t *testing.T, endpoints []string, prefix string) *instance {
 	mt.CollectManager(in.m)
 	mt.Registry().MustRegister(in.c.Collector())
 	h := api.New(in.m, api.Options{AdminToken: testAdmin, Metrics: mt})
-	in.c.Routes(h)
+	in.c.Routes(h, RouteHooks{Authenticated: api.MarkAuthenticated, Refused: api.RefuseUnauthenticated})
 	in.srv = &http.Server{Handler: h}
 	in.srv.RegisterOnShutdown(in.m.EndConsoles)
 	go in.srv.Serve(ln)

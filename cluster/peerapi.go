@@ -21,13 +21,21 @@ import (
 // accepts nothing for this long (as the API does for a client).
 const peerWriteTimeout = 30 * time.Second
 
+// RouteHooks tell the API's engine what the cluster's routes found of a
+// request's credential (api.MarkAuthenticated, api.RefuseUnauthenticated):
+// its connection guard and its log treat the request accordingly.
+type RouteHooks struct {
+	Authenticated func(*gin.Context)
+	Refused       func(*gin.Context)
+}
+
 // Routes adds the instance-to-instance routes (under /cluster/v1) to the
 // API's engine. They answer only calls carrying the cluster token, and
 // only for nodes this instance drives: anything else is "not the owner"
 // (421), and the caller looks again.
-func (c *Cluster) Routes(r gin.IRouter) {
+func (c *Cluster) Routes(r gin.IRouter, hooks RouteHooks) {
 	tokenHash := sha256.Sum256([]byte(c.cfg.Token))
-	g := r.Group(peerPathPrefix, func(g *gin.Context) { c.authPeer(g, tokenHash) })
+	g := r.Group(peerPathPrefix, func(g *gin.Context) { c.authPeer(g, tokenHash, hooks) })
 	g.POST("/node/:node_id/power_on", c.peerOp(func(ctx context.Context, a *manager.Access, _ *gin.Context) (any, error) {
 		return nil, a.PowerOn(ctx)
 	}))
@@ -57,13 +65,19 @@ func (c *Cluster) Routes(r gin.IRouter) {
 
 // authPeer checks the bearer token: SHA-256 digests compared in constant
 // time, so neither its content nor its length shows in the timing.
-func (c *Cluster) authPeer(g *gin.Context, want [sha256.Size]byte) {
+func (c *Cluster) authPeer(g *gin.Context, want [sha256.Size]byte, hooks RouteHooks) {
 	h := g.GetHeader("Authorization")
 	tok, isBearer := strings.CutPrefix(h, "Bearer ")
 	got := sha256.Sum256([]byte(tok))
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !isBearer {
+		if hooks.Refused != nil {
+			hooks.Refused(g)
+		}
 		g.AbortWithStatusJSON(http.StatusUnauthorized, peerError{Error: "cluster token missing or wrong", Kind: "unauthorized"})
 		return
+	}
+	if hooks.Authenticated != nil {
+		hooks.Authenticated(g)
 	}
 	g.Next()
 }

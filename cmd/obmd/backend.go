@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"obmd/api"
 	"obmd/cluster"
 	"obmd/manager"
 	"obmd/metrics"
@@ -61,7 +62,7 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger) (*backend, e
 // routes adds the cluster's instance-to-instance routes to the API.
 func (b *backend) routes(r *gin.Engine) {
 	if b.cluster != nil {
-		b.cluster.Routes(r)
+		b.cluster.Routes(r, cluster.RouteHooks{Authenticated: api.MarkAuthenticated, Refused: api.RefuseUnauthenticated})
 	}
 }
 
