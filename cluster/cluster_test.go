@@ -86,7 +86,7 @@ func TestAnyInstanceServesAnyNode(t *testing.T) {
 			in.expect("POST", "/node/"+node+"/power_cycle?token="+tok, `{"force": true}`, false, 200)
 		}
 		owner := agreeOnOwner(t, node, ins...)
-		if want := ownerOf(node, members); owner.url != want {
+		if want := OwnerOf(node, members); owner.url != want {
 			t.Errorf("%s owned by %s, rendezvous hashing says %s", node, owner.url, want)
 		}
 	}
@@ -221,7 +221,7 @@ func TestHandoverWhenAMemberJoins(t *testing.T) {
 	moved := 0
 	for i := range n {
 		node := fmt.Sprintf("n%d", i)
-		if ownerOf(node, members) == b.url {
+		if OwnerOf(node, members) == b.url {
 			moved++
 			waitOwner(t, node, b, a, b)
 		}
@@ -233,7 +233,7 @@ func TestHandoverWhenAMemberJoins(t *testing.T) {
 	for i := range n {
 		node := fmt.Sprintf("n%d", i)
 		wantGaps := 0
-		if ownerOf(node, members) == b.url {
+		if OwnerOf(node, members) == b.url {
 			wantGaps = 1
 		}
 		gaps, after := 0, 0

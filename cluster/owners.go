@@ -247,7 +247,7 @@ func (o *owners) reconcileLocked(no *nodeOwner) {
 		}
 		return
 	}
-	desired := ownerOf(no.id, o.names)
+	desired := OwnerOf(no.id, o.names)
 	switch {
 	case mine && desired != "" && desired != o.c.self:
 		o.releaseLocked(no) // hand over

@@ -5,14 +5,14 @@ import (
 	"encoding/binary"
 )
 
-// ownerOf picks the member that should own node id: the one with the
+// OwnerOf picks the member that should own node id: the one with the
 // highest weight hash(member, id) (rendezvous, or highest-random-weight,
 // hashing). Every instance computes the same answer from the same member
 // list, and when a member joins or leaves only the nodes it wins or held
 // move. SHA-256 because the weights must be the same in every process
 // (hash/maphash is seeded per process) and well spread for similar names.
 // It returns "" when there is no member.
-func ownerOf(id string, members []string) string {
+func OwnerOf(id string, members []string) string {
 	best, bestW := "", uint64(0)
 	for _, m := range members {
 		w := weight(m, id)

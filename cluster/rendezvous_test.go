@@ -12,7 +12,7 @@ func TestOwnerOfSpreadsAndMovesLittle(t *testing.T) {
 	count := map[string]int{}
 	before := make([]string, n)
 	for i := range n {
-		before[i] = ownerOf(fmt.Sprintf("node-%d", i), members)
+		before[i] = OwnerOf(fmt.Sprintf("node-%d", i), members)
 		count[before[i]]++
 	}
 	for _, m := range members {
@@ -25,7 +25,7 @@ func TestOwnerOfSpreadsAndMovesLittle(t *testing.T) {
 	// The order of the list does not matter.
 	rev := []string{members[2], members[0], members[1]}
 	for i := range 50 {
-		if got := ownerOf(fmt.Sprintf("node-%d", i), rev); got != before[i] {
+		if got := OwnerOf(fmt.Sprintf("node-%d", i), rev); got != before[i] {
 			t.Fatalf("node-%d: owner %s with the list reordered, %s before", i, got, before[i])
 		}
 	}
@@ -33,7 +33,7 @@ func TestOwnerOfSpreadsAndMovesLittle(t *testing.T) {
 	left := members[:2]
 	for i := range n {
 		id := fmt.Sprintf("node-%d", i)
-		got := ownerOf(id, left)
+		got := OwnerOf(id, left)
 		if before[i] != members[2] && got != before[i] {
 			t.Fatalf("%s moved from %s to %s although its owner stayed", id, before[i], got)
 		}
@@ -41,7 +41,7 @@ func TestOwnerOfSpreadsAndMovesLittle(t *testing.T) {
 			t.Fatalf("%s given to the departed member", id)
 		}
 	}
-	if got := ownerOf("x", nil); got != "" {
+	if got := OwnerOf("x", nil); got != "" {
 		t.Errorf("owner with no members = %q, want none", got)
 	}
 }
