@@ -72,6 +72,9 @@ type Cluster struct {
 	store *Store
 	own   *owners
 	peers *peerClient
+	// served names the console streams this instance serves to the
+	// others, for their viewers' input.
+	served servedStreams
 
 	mu       sync.Mutex // guards the fields below
 	m        *manager.Manager

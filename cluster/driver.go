@@ -391,13 +391,40 @@ func (d *Driver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
 // the old place; it is opened again at the new one.
 var errMovedMeanwhile = errors.New("the node's owner changed while its console was opening")
 
-func (d *Driver) track(rc io.ReadCloser) *stream {
+// track registers a console stream, to be closed when the driver moves.
+// A stream that takes input (the real driver's, or the owner's) keeps
+// taking it through the wrapper.
+func (d *Driver) track(rc io.ReadCloser) io.ReadCloser {
 	s := &stream{ReadCloser: rc, d: d}
 	d.mu.Lock()
 	d.streams[s] = struct{}{}
 	d.mu.Unlock()
+	if in, ok := rc.(consoleInput); ok {
+		return &inputStream{stream: s, in: in}
+	}
 	return s
 }
+
+// consoleInput is the input side of a console stream: the method set the
+// console hub's input path (the interactive WebSocket console) asks of a
+// stream (manager.ConsoleWriter, on the branch that adds it), declared
+// here so that the wrapper passes input through as soon as streams take
+// it. A stream without it is watch-only.
+type consoleInput interface {
+	Write(p []byte) (int, error)
+	SendBreak() error
+	DiscardInput() int
+}
+
+// inputStream is a tracked stream that takes input.
+type inputStream struct {
+	*stream
+	in consoleInput
+}
+
+func (s *inputStream) Write(p []byte) (int, error) { return s.in.Write(p) }
+func (s *inputStream) SendBreak() error            { return s.in.SendBreak() }
+func (s *inputStream) DiscardInput() int           { return s.in.DiscardInput() }
 
 // stream is a console stream the driver closes when it moves.
 type stream struct {

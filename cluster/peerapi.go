@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -61,6 +63,12 @@ func (c *Cluster) Routes(r gin.IRouter, hooks RouteHooks) {
 		return powerStatusBody{PowerStatus: st}, err
 	}))
 	g.GET("/node/:node_id/console", c.peerConsole)
+	g.POST("/node/:node_id/console/input", c.peerInput(func(ctx context.Context, in viewerInput, p []byte) error {
+		return in.WriteInput(ctx, p)
+	}))
+	g.POST("/node/:node_id/console/break", c.peerInput(func(ctx context.Context, in viewerInput, _ []byte) error {
+		return in.SendBreak(ctx)
+	}))
 }
 
 // authPeer checks the bearer token: SHA-256 digests compared in constant
@@ -117,6 +125,8 @@ func peerFail(g *gin.Context, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, manager.ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, manager.ErrUnsupported):
+		status = http.StatusNotImplemented
 	case errors.Is(err, manager.ErrBMC):
 		status = http.StatusBadGateway
 	case errors.Is(err, manager.ErrTimeout):
@@ -169,6 +179,12 @@ func (c *Cluster) peerConsole(g *gin.Context) {
 		return
 	}
 	defer stopServe()
+	// The stream's name, for the input the other instance forwards.
+	if _, takesInput := any(v).(viewerInput); takesInput {
+		name := c.served.add(g.Param("node_id"), v)
+		defer c.served.remove(name)
+		g.Header(streamHeader, name)
+	}
 	stopCtx := context.AfterFunc(ctx, func() { v.Close() })
 	defer stopCtx()
 
@@ -210,3 +226,87 @@ func (p *peerWriter) Write(b []byte) (int, error) {
 }
 
 func (p *peerWriter) Flush() error { return p.rc.Flush() }
+
+// viewerInput is a console viewer's input side: the methods the
+// interactive console adds to manager.Viewer (WriteInput, SendBreak, on the
+// branch that adds them), declared here so that input forwarded from
+// another instance reaches the owner's console as soon as viewers take
+// it. Until then the owner names no stream and the input is refused.
+type viewerInput interface {
+	WriteInput(ctx context.Context, p []byte) error
+	SendBreak(ctx context.Context) error
+}
+
+// maxPeerInput bounds one forwarded input message.
+const maxPeerInput = 1 << 20
+
+// peerInput serves input a forwarding instance's viewers typed into a
+// console stream this instance serves it.
+func (c *Cluster) peerInput(f func(ctx context.Context, in viewerInput, p []byte) error) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		v := c.served.get(g.Query("stream"), g.Param("node_id"))
+		if v == nil {
+			peerFail(g, errNotOwner) // the stream ended: the other side reopens
+			return
+		}
+		in, ok := any(v).(viewerInput)
+		if !ok {
+			peerFail(g, manager.UnsupportedError("this instance's console takes no input"))
+			return
+		}
+		p, err := io.ReadAll(io.LimitReader(g.Request.Body, maxPeerInput+1))
+		if err != nil {
+			peerFail(g, err)
+			return
+		}
+		if len(p) > maxPeerInput {
+			peerFail(g, manager.Invalidf("console input message larger than %d bytes", maxPeerInput))
+			return
+		}
+		if err := f(withForwarded(g.Request.Context()), in, p); err != nil {
+			peerFail(g, err)
+			return
+		}
+		g.JSON(http.StatusOK, struct{}{})
+	}
+}
+
+// servedStreams names the console streams this instance serves to others.
+type servedStreams struct {
+	mu      sync.Mutex
+	streams map[string]servedStream
+}
+
+type servedStream struct {
+	node string
+	v    *manager.Viewer
+}
+
+func (s *servedStreams) add(node string, v *manager.Viewer) string {
+	var b [16]byte
+	rand.Read(b[:])
+	name := hex.EncodeToString(b[:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams == nil {
+		s.streams = map[string]servedStream{}
+	}
+	s.streams[name] = servedStream{node: node, v: v}
+	return name
+}
+
+func (s *servedStreams) remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, name)
+}
+
+func (s *servedStreams) get(name, node string) *manager.Viewer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.streams[name]
+	if !ok || st.node != node {
+		return nil
+	}
+	return st.v
+}

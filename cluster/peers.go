@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"obmd/manager"
 )
@@ -235,13 +236,29 @@ func (p *peerClient) openConsole(ctx context.Context, base, id string) (io.ReadC
 		defer resp.Body.Close()
 		return nil, readAnswer(resp, base, nil)
 	}
-	return &peerStream{body: resp.Body, cancel: cancel}, nil
+	ps := &peerStream{p: p, base: base, id: id, stream: resp.Header.Get(streamHeader), body: resp.Body, ctx: streamCtx, cancel: cancel}
+	ps.inputCtx, ps.inputCancel = context.WithCancel(streamCtx)
+	return ps, nil
 }
 
-// peerStream is a console stream from the owner.
+// streamHeader names, in the owner's answer to a console request, the
+// stream the input calls refer to.
+const streamHeader = "X-Obmd-Console-Stream"
+
+// peerStream is a console stream from the owner. Its input side forwards
+// what this instance's viewers type to the owner, one call per message
+// (each answered once the owner's console has taken it, so a slow BMC
+// slows the typist down here too); it is the stream's consoleInput.
 type peerStream struct {
-	body   io.ReadCloser
-	cancel context.CancelFunc
+	p                *peerClient
+	base, id, stream string
+	body             io.ReadCloser
+	ctx              context.Context
+	cancel           context.CancelFunc
+
+	mu          sync.Mutex
+	inputCtx    context.Context // cancelled by DiscardInput: the input in flight is dropped
+	inputCancel context.CancelFunc
 }
 
 func (s *peerStream) Read(p []byte) (int, error) { return s.body.Read(p) }
@@ -251,4 +268,51 @@ func (s *peerStream) Read(p []byte) (int, error) { return s.body.Read(p) }
 func (s *peerStream) Close() error {
 	s.cancel()
 	return s.body.Close()
+}
+
+// Write types p on the owner's console.
+func (s *peerStream) Write(p []byte) (int, error) {
+	if err := s.input("console/input", p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// SendBreak sends a serial break through the owner's console.
+func (s *peerStream) SendBreak() error { return s.input("console/break", nil) }
+
+// DiscardInput drops the input call in flight, if any: the owner's
+// console may have taken part of it. The owner ends its own tenancy's
+// input when the token changes (the change reaches every instance).
+func (s *peerStream) DiscardInput() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inputCancel()
+	s.inputCtx, s.inputCancel = context.WithCancel(s.ctx)
+	return 0
+}
+
+func (s *peerStream) input(op string, p []byte) error {
+	s.mu.Lock()
+	ctx := s.inputCtx
+	s.mu.Unlock()
+	if s.stream == "" {
+		return manager.UnsupportedError("the owning instance's console takes no input")
+	}
+	u := strings.TrimSuffix(s.base, "/") + peerPathPrefix + "/node/" + url.PathEscape(s.id) + "/" + op + "?stream=" + url.QueryEscape(s.stream)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(p))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", s.p.auth)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := s.p.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &peerUnreachable{url: s.base, err: err}
+	}
+	defer resp.Body.Close()
+	return readAnswer(resp, s.base, nil)
 }
