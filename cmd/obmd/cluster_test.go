@@ -8,6 +8,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -619,4 +621,49 @@ func etcdLeader(ec *etcdproc.Cluster) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no etcd member says it is the leader")
+}
+
+// TestClusterTLS: instances serving HTTPS call each other over HTTPS,
+// verifying each other's certificate against CLUSTER_CA.
+func TestClusterTLS(t *testing.T) {
+	t.Parallel()
+	ec := startEtcd(t, etcdproc.Options{})
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedCert(t)
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	prefix := "/obmd-" + t.Name() + "/"
+	ds := make([]*daemon, 2)
+	for i := range ds {
+		env := clusterEnv(ec, prefix, freePort(t))
+		env["ADVERTISE_URL"] = strings.Replace(env["ADVERTISE_URL"], "http://", "https://", 1)
+		env["TLS_CERT"], env["TLS_KEY"], env["CLUSTER_CA"] = certFile, keyFile, certFile
+		ds[i] = startDaemon(t, env)
+		ds[i].client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	ds[0].expect("PUT", "/node/n", mockNode, true, 200)
+	tok := ds[1].token("n")
+	owner := settledOwner(t, ds, "n")
+	other := ds[1-owner]
+	if b := other.expect("GET", "/node/n/power_status?token="+tok, "", false, 200); string(b) != `{"power_status":"Mock Status"}` {
+		t.Fatalf("power_status through the non-owner over TLS: %s", b)
+	}
+	resp, err := other.client.Get(other.url + "/node/n/console?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for i := range 10 {
+		if !sc.Scan() || sc.Text() != strconv.Itoa(i) {
+			t.Fatalf("console line %d through the non-owner over TLS: %q (%v)", i, sc.Text(), sc.Err())
+		}
+	}
 }
