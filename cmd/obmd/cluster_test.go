@@ -573,7 +573,7 @@ func TestClusterEtcdMemberLoss(t *testing.T) {
 	owner := settledOwner(t, ds, "n")
 	ownerURL := ds[owner].url
 
-	leader, err := etcdLeader(ec)
+	leader, err := ec.Leader()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,29 +598,6 @@ func TestClusterEtcdMemberLoss(t *testing.T) {
 			t.Errorf("node moved from %s to %s when an etcd member died", ownerURL, o.Instance)
 		}
 	}
-}
-
-// etcdLeader finds the leader of ec through the members' /v3 JSON gateway
-// (maintenance status: each member names the leader's ID and its own).
-func etcdLeader(ec *etcdproc.Cluster) (int, error) {
-	for i, m := range ec.Members {
-		resp, err := http.Post(m.ClientURL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
-		if err != nil {
-			continue
-		}
-		var st struct {
-			Header struct {
-				MemberID string `json:"member_id"`
-			} `json:"header"`
-			Leader string `json:"leader"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err == nil && st.Leader != "" && st.Leader == st.Header.MemberID {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("no etcd member says it is the leader")
 }
 
 // TestClusterTLS: instances serving HTTPS call each other over HTTPS,

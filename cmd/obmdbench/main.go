@@ -34,7 +34,7 @@ func main() {
 }
 
 // scenarios, in the order they run within each round.
-var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle", "typing", "fanout-ws", "cluster"}
+var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle", "typing", "fanout-ws", "cluster", "cluster-etcd"}
 
 type options struct {
 	runs       int
@@ -285,6 +285,12 @@ func (o *options) runScenario(ctx context.Context, name string, c *collector) er
 			ViewersPerNode: o.fanoutViewers, Duration: o.fanoutDuration, WebSocket: true})
 		if err == nil {
 			c.fanWS = append(c.fanWS, r)
+		}
+		return err
+	case "cluster-etcd":
+		r, err := bench.ClusterEtcdOutage(ctx, bench.ClusterEtcdConfig{Obmd: o.obmd})
+		if err == nil {
+			c.clusterEtcd = append(c.clusterEtcd, r)
 		}
 		return err
 	case "cluster":

@@ -9,18 +9,19 @@ import (
 
 // collector holds every run's results, per scenario.
 type collector struct {
-	warm       []bench.WarmResult
-	cold       []bench.ColdResult
-	sol        []bench.SOLResult
-	rest       []bench.RESTPowerResult
-	redfish    []bench.RedfishPowerResult
-	fanViewers []bench.FanoutResult
-	fanNodes   []bench.FanoutResult
-	idle       []bench.IdleResult
-	typing     []bench.TypingResult
-	fanWS      []bench.FanoutResult
-	cluster    []bench.ClusterResult
-	failures   map[string][]string // scenario -> reasons
+	warm        []bench.WarmResult
+	cold        []bench.ColdResult
+	sol         []bench.SOLResult
+	rest        []bench.RESTPowerResult
+	redfish     []bench.RedfishPowerResult
+	fanViewers  []bench.FanoutResult
+	fanNodes    []bench.FanoutResult
+	idle        []bench.IdleResult
+	typing      []bench.TypingResult
+	fanWS       []bench.FanoutResult
+	cluster     []bench.ClusterResult
+	clusterEtcd []bench.ClusterEtcdResult
+	failures    map[string][]string // scenario -> reasons
 }
 
 func newCollector() *collector { return &collector{failures: map[string][]string{}} }
@@ -233,6 +234,34 @@ func (c *collector) rows(o *options, r *bench.Report) {
 				Goal:  "<= 1 reconnect", Met: bench.Judge(slicesMax(rc) <= 1 && slicesMax(series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.RebalanceConsolesCut) })) == 0)})
 		}
 		failedRow("cluster", name)
+	}
+
+	if o.only["cluster-etcd"] {
+		name := "Cluster: 2 obmd, 10 ipmi nodes, a power-call loop on each node through both instances and a viewer per console; etcd (1 member) killed for 6 s, then a 3-member etcd's leader killed"
+		if len(c.clusterEtcd) > 0 {
+			s := func(f func(bench.ClusterEtcdResult) float64) bench.Series { return series(c.clusterEtcd, f) }
+			failed := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageFailed) })
+			gaps := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageMarkers) })
+			add(bench.Row{Benchmark: name, Metric: "etcd down: power calls failed / made (owned nodes served locally, the others forwarded); console gaps",
+				Value: failed.Spread(bench.FmtInt) + " / " + s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageCalls) }).Spread(bench.FmtInt) + "; " + gaps.Spread(bench.FmtInt),
+				Goal:  "0 failed, 0 gaps", Met: bench.Judge(slicesMax(failed) == 0 && slicesMax(gaps) == 0)})
+			status := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.RefusedStatus) })
+			add(bench.Row{Benchmark: name, Metric: "etcd down: an admin write is refused (status) after",
+				Value: status.Spread(bench.FmtInt) + " after " + s(func(x bench.ClusterEtcdResult) float64 { return sec(x.RefusedAfter) }).Spread(bench.FmtDuration),
+				Goal:  "503", Met: bench.Judge(status.Median() == 503 && slicesMax(status) == 503)})
+			mv := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.MovedByOutage) })
+			add(bench.Row{Benchmark: name, Metric: "etcd back: admin writes work / a token made on one instance works on the other, after; nodes moved by the outage",
+				Value: s(func(x bench.ClusterEtcdResult) float64 { return sec(x.WritesBack) }).Spread(bench.FmtDuration) + " / " +
+					s(func(x bench.ClusterEtcdResult) float64 { return sec(x.TokensBack) }).Spread(bench.FmtDuration) + "; " + mv.Spread(bench.FmtInt),
+				Goal: "0 moved", Met: bench.Judge(slicesMax(mv) == 0)})
+			lf := s(func(x bench.ClusterEtcdResult) float64 {
+				return float64(x.LeaderLossFailed) + float64(x.MovedByLeaderLoss)
+			})
+			add(bench.Row{Benchmark: name, Metric: "3-member etcd, leader killed: admin writes work again after; power calls failed + nodes moved",
+				Value: s(func(x bench.ClusterEtcdResult) float64 { return sec(x.LeaderLossWritesBack) }).Spread(bench.FmtDuration) + "; " + lf.Spread(bench.FmtInt),
+				Goal:  "0", Met: bench.Judge(slicesMax(lf) == 0)})
+		}
+		failedRow("cluster-etcd", name)
 	}
 }
 

@@ -12,6 +12,7 @@ package etcdproc
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,32 @@ func (c *Cluster) Endpoints() []string {
 		out[i] = m.ClientURL
 	}
 	return out
+}
+
+// Leader returns the index of the member that leads the cluster, as the
+// members' own /v3 JSON gateway tells it (maintenance status names the
+// leader's ID and the answering member's).
+func (c *Cluster) Leader() (int, error) {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer client.CloseIdleConnections()
+	for i, m := range c.Members {
+		resp, err := client.Post(m.ClientURL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Header struct {
+				MemberID string `json:"member_id"`
+			} `json:"header"`
+			Leader string `json:"leader"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.Leader != "" && st.Leader == st.Header.MemberID {
+			return i, nil
+		}
+	}
+	return 0, errors.New("no etcd member says it is the leader")
 }
 
 // Close kills every member and waits for it to exit.
