@@ -80,6 +80,7 @@ type Cluster struct {
 	m        *manager.Manager
 	snapRev  int64 // revision of the snapshot Nodes read
 	started  bool
+	closed   bool
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the background goroutines have returned
 	member   *membership
@@ -196,6 +197,9 @@ func (c *Cluster) Start(m *manager.Manager) error {
 
 	ms, err := join(ctx, c)
 	if err != nil {
+		c.mu.Lock()
+		c.started = false
+		c.mu.Unlock()
 		cancel()
 		close(c.done)
 		return err
@@ -227,6 +231,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 	c.own.closing()
 	c.mu.Lock()
 	cancel, done, ms := c.cancel, c.done, c.member
+	c.closed = true
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()

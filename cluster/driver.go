@@ -392,35 +392,27 @@ func (d *Driver) OpenConsole(ctx context.Context) (io.ReadCloser, error) {
 var errMovedMeanwhile = errors.New("the node's owner changed while its console was opening")
 
 // track registers a console stream, to be closed when the driver moves.
-// A stream that takes input (the real driver's, or the owner's) keeps
-// taking it through the wrapper.
+// A stream that takes input (manager.ConsoleWriter: the real driver's, or
+// the owner's) keeps taking it through the wrapper; one that does not
+// stays watch-only.
 func (d *Driver) track(rc io.ReadCloser) io.ReadCloser {
 	s := &stream{ReadCloser: rc, d: d}
 	d.mu.Lock()
 	d.streams[s] = struct{}{}
 	d.mu.Unlock()
-	if in, ok := rc.(consoleInput); ok {
+	if in, ok := rc.(manager.ConsoleWriter); ok {
 		return &inputStream{stream: s, in: in}
 	}
 	return s
 }
 
-// consoleInput is the input side of a console stream: the method set the
-// console hub's input path (the interactive WebSocket console) asks of a
-// stream (manager.ConsoleWriter, on the branch that adds it), declared
-// here so that the wrapper passes input through as soon as streams take
-// it. A stream without it is watch-only.
-type consoleInput interface {
-	Write(p []byte) (int, error)
-	SendBreak() error
-	DiscardInput() int
-}
-
 // inputStream is a tracked stream that takes input.
 type inputStream struct {
 	*stream
-	in consoleInput
+	in manager.ConsoleWriter
 }
+
+var _ manager.ConsoleWriter = (*inputStream)(nil)
 
 func (s *inputStream) Write(p []byte) (int, error) { return s.in.Write(p) }
 func (s *inputStream) SendBreak() error            { return s.in.SendBreak() }

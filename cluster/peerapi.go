@@ -63,11 +63,11 @@ func (c *Cluster) Routes(r gin.IRouter, hooks RouteHooks) {
 		return powerStatusBody{PowerStatus: st}, err
 	}))
 	g.GET("/node/:node_id/console", c.peerConsole)
-	g.POST("/node/:node_id/console/input", c.peerInput(func(ctx context.Context, in viewerInput, p []byte) error {
-		return in.WriteInput(ctx, p)
+	g.POST("/node/:node_id/console/input", c.peerInput(func(ctx context.Context, v *manager.Viewer, p []byte) error {
+		return v.WriteInput(ctx, p)
 	}))
-	g.POST("/node/:node_id/console/break", c.peerInput(func(ctx context.Context, in viewerInput, _ []byte) error {
-		return in.SendBreak(ctx)
+	g.POST("/node/:node_id/console/break", c.peerInput(func(ctx context.Context, v *manager.Viewer, _ []byte) error {
+		return v.SendBreak(ctx)
 	}))
 }
 
@@ -180,11 +180,9 @@ func (c *Cluster) peerConsole(g *gin.Context) {
 	}
 	defer stopServe()
 	// The stream's name, for the input the other instance forwards.
-	if _, takesInput := any(v).(viewerInput); takesInput {
-		name := c.served.add(g.Param("node_id"), v)
-		defer c.served.remove(name)
-		g.Header(streamHeader, name)
-	}
+	name := c.served.add(g.Param("node_id"), v)
+	defer c.served.remove(name)
+	g.Header(streamHeader, name)
 	stopCtx := context.AfterFunc(ctx, func() { v.Close() })
 	defer stopCtx()
 
@@ -227,31 +225,19 @@ func (p *peerWriter) Write(b []byte) (int, error) {
 
 func (p *peerWriter) Flush() error { return p.rc.Flush() }
 
-// viewerInput is a console viewer's input side: the methods the
-// interactive console adds to manager.Viewer (WriteInput, SendBreak, on the
-// branch that adds them), declared here so that input forwarded from
-// another instance reaches the owner's console as soon as viewers take
-// it. Until then the owner names no stream and the input is refused.
-type viewerInput interface {
-	WriteInput(ctx context.Context, p []byte) error
-	SendBreak(ctx context.Context) error
-}
-
 // maxPeerInput bounds one forwarded input message.
 const maxPeerInput = 1 << 20
 
 // peerInput serves input a forwarding instance's viewers typed into a
-// console stream this instance serves it.
-func (c *Cluster) peerInput(f func(ctx context.Context, in viewerInput, p []byte) error) gin.HandlerFunc {
+// console stream this instance serves it: it goes to the owner's console
+// as that stream's viewer's input (whole, never interleaved with other
+// viewers' messages, dropped if the tenancy ends), and the answer comes
+// once the console has taken it.
+func (c *Cluster) peerInput(f func(ctx context.Context, v *manager.Viewer, p []byte) error) gin.HandlerFunc {
 	return func(g *gin.Context) {
 		v := c.served.get(g.Query("stream"), g.Param("node_id"))
 		if v == nil {
 			peerFail(g, errNotOwner) // the stream ended: the other side reopens
-			return
-		}
-		in, ok := any(v).(viewerInput)
-		if !ok {
-			peerFail(g, manager.UnsupportedError("this instance's console takes no input"))
 			return
 		}
 		p, err := io.ReadAll(io.LimitReader(g.Request.Body, maxPeerInput+1))
@@ -263,7 +249,7 @@ func (c *Cluster) peerInput(f func(ctx context.Context, in viewerInput, p []byte
 			peerFail(g, manager.Invalidf("console input message larger than %d bytes", maxPeerInput))
 			return
 		}
-		if err := f(withForwarded(g.Request.Context()), in, p); err != nil {
+		if err := f(withForwarded(g.Request.Context()), v, p); err != nil {
 			peerFail(g, err)
 			return
 		}

@@ -245,10 +245,10 @@ func (p *peerClient) openConsole(ctx context.Context, base, id string) (io.ReadC
 // stream the input calls refer to.
 const streamHeader = "X-Obmd-Console-Stream"
 
-// peerStream is a console stream from the owner. Its input side forwards
-// what this instance's viewers type to the owner, one call per message
-// (each answered once the owner's console has taken it, so a slow BMC
-// slows the typist down here too); it is the stream's consoleInput.
+// peerStream is a console stream from the owner. Its input side
+// (manager.ConsoleWriter) forwards what this instance's viewers type to
+// the owner, one call per message, each answered once the owner's console
+// has taken it, so a slow BMC slows the typist down here too.
 type peerStream struct {
 	p                *peerClient
 	base, id, stream string
@@ -260,6 +260,8 @@ type peerStream struct {
 	inputCtx    context.Context // cancelled by DiscardInput: the input in flight is dropped
 	inputCancel context.CancelFunc
 }
+
+var _ manager.ConsoleWriter = (*peerStream)(nil)
 
 func (s *peerStream) Read(p []byte) (int, error) { return s.body.Read(p) }
 
@@ -297,6 +299,7 @@ func (s *peerStream) input(op string, p []byte) error {
 	ctx := s.inputCtx
 	s.mu.Unlock()
 	if s.stream == "" {
+		// An owner that names no stream takes no input through it.
 		return manager.UnsupportedError("the owning instance's console takes no input")
 	}
 	u := strings.TrimSuffix(s.base, "/") + peerPathPrefix + "/node/" + url.PathEscape(s.id) + "/" + op + "?stream=" + url.QueryEscape(s.stream)

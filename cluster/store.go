@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"obmd/manager"
 	"obmd/store"
 )
 
@@ -25,6 +27,11 @@ type Store struct {
 }
 
 const maxRefreshes = 16
+
+var (
+	_ manager.NodeStore    = (*Store)(nil)
+	_ manager.StoreChecker = (*Store)(nil)
+)
 
 func unavailable(op string, err error) error {
 	return fmt.Errorf("etcd: %s: %w: %v", op, store.ErrUnavailable, err)
@@ -120,6 +127,24 @@ func (s *Store) SetTokenHash(id string, hash []byte) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("etcd: node %s changed %d times while its token was being replaced", id, maxTokenAttempts)
+}
+
+// Check is the store's part of /readyz: ready once this instance has
+// joined the cluster. An unreachable etcd does not make it unready: the
+// instance still serves its nodes and forwards the others' calls, which a
+// load balancer should keep sending it (every instance loses etcd
+// together); obmd_cluster_etcd_up shows etcd's state, and admin writes
+// answer 503 meanwhile.
+func (s *Store) Check(ctx context.Context) error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	switch {
+	case s.c.closed:
+		return errors.New("left the cluster")
+	case s.c.member == nil:
+		return errors.New("not in the cluster yet")
+	}
+	return nil
 }
 
 // Nodes reads every key under the prefix at one revision: the nodes for

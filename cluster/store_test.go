@@ -98,3 +98,19 @@ func TestStoreUnavailable(t *testing.T) {
 		return err == nil || errors.Is(err, store.ErrExists)
 	})
 }
+
+// TestReadiness: an instance is ready once it has joined, stays ready
+// while etcd is away (it still serves its nodes), and is not after it
+// left.
+func TestReadiness(t *testing.T) {
+	t.Parallel()
+	ec := ownEtcd(t, etcdproc.Options{})
+	in := startInstance(t, ec.Endpoints(), testPrefix(t))
+	in.expect("GET", "/readyz", "", false, 200)
+	ec.Members[0].Kill()
+	in.expect("GET", "/readyz", "", false, 200)
+	in.stop()
+	if err := in.c.Store().Check(context.Background()); err == nil {
+		t.Error("an instance that left the cluster says it is ready")
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"obmd/cluster"
 	"obmd/fakebmc"
 	"obmd/internal/etcdproc"
@@ -642,5 +644,113 @@ func TestClusterTLS(t *testing.T) {
 		if !sc.Scan() || sc.Text() != strconv.Itoa(i) {
 			t.Fatalf("console line %d through the non-owner over TLS: %q (%v)", i, sc.Text(), sc.Err())
 		}
+	}
+}
+
+// TestClusterConsoleInput: a tenant typing on the WebSocket console of an
+// instance that does not own the node reaches the machine through the
+// owner's one SOL session: the bytes arrive at the BMC's host in order, a
+// break arrives, and every viewer on both instances sees the echo.
+func TestClusterConsoleInput(t *testing.T) {
+	t.Parallel()
+	ec := startEtcd(t, etcdproc.Options{})
+	const pass = "input-Pw-5"
+	f, err := fakebmc.StartFleet(context.Background(), fakebmc.FleetConfig{
+		Addr: "127.0.0.1:0",
+		BMC: fakebmc.BMCConfig{
+			Users:   []fakebmc.User{{Name: "admin", Password: []byte(pass)}},
+			Console: fakebmc.ConsoleEcho,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	bmc := f.BMC(0)
+	ds := startInstances(t, ec, 2)
+	ds[0].expect("PUT", "/node/n", ipmiNode(f, 0, pass), true, 200)
+	tok := ds[0].token("n")
+	owner := settledOwner(t, ds, "n")
+	other := ds[1-owner]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(other.url, "http")+"/node/n/console?token="+tok, nil)
+	if err != nil {
+		t.Fatalf("WebSocket console on the non-owner: %v", err)
+	}
+	defer ws.CloseNow()
+	echoed := make(chan string, 64)
+	go func() {
+		var got strings.Builder
+		for {
+			typ, msg, err := ws.Read(ctx)
+			if err != nil {
+				close(echoed)
+				return
+			}
+			if typ == websocket.MessageBinary {
+				got.Write(msg)
+				echoed <- got.String()
+			}
+		}
+	}()
+	// A plain byte-stream viewer on the owner (the echo ends in \r, not a
+	// line).
+	resp, err := http.Get(ds[owner].url + "/node/n/console?token=" + tok)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("console on the owner: %v", err)
+	}
+	defer resp.Body.Close()
+	ownerView := make(chan string, 64)
+	go func() {
+		defer close(ownerView)
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				ownerView <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	const typed = "hello through another instance\r"
+	for _, part := range []string{"hello ", "through ", "another instance\r"} {
+		if err := ws.Write(ctx, websocket.MessageBinary, []byte(part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bmc.WaitHostInput(ctx, int64(len(typed))); err != nil {
+		t.Fatalf("typed bytes did not reach the BMC's host: %v (got %q)", err, bmc.HostInput())
+	}
+	if got := string(bmc.HostInput()); got != typed {
+		t.Fatalf("host input %q, want %q", got, typed)
+	}
+	for s := range echoed {
+		if strings.Contains(s, typed) {
+			break
+		}
+	}
+	// The viewer on the owner sees the echo too (one SOL session).
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "another instance") {
+		select {
+		case chunk, ok := <-ownerView:
+			if !ok {
+				t.Fatal("the owner's viewer was disconnected")
+			}
+			seen.WriteString(chunk)
+		case <-ctx.Done():
+			t.Fatalf("the owner's viewer never saw the echo; it saw %q", seen.String())
+		}
+	}
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"break"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bmc.WaitBreaks(ctx, 1); err != nil {
+		t.Fatalf("the break did not reach the BMC: %v", err)
 	}
 }

@@ -30,13 +30,14 @@ func clusterSettings() []*setting {
 		{env: "ETCD_CA", flag: "etcd-ca", usage: "CA certificate `file` (PEM) to verify etcd with (default: the system's)"},
 		{env: "ETCD_CERT", flag: "etcd-cert", usage: "client certificate `file` (PEM) for etcd; with ETCD_KEY"},
 		{env: "ETCD_KEY", flag: "etcd-key", usage: "client private key `file` (PEM) for etcd"},
-		{env: "CLUSTER_TOKEN", flag: "cluster-token", usage: "shared secret (`token`, 32 hex digits) the instances of a cluster authenticate each other with; obmd -gen-token makes one. Use the environment"},
+		{env: "CLUSTER_TOKEN", flag: "cluster-token", usage: "shared secret (`token`, 32 hex digits) the instances of a cluster authenticate each other with; obmd -gen-token makes one. Discouraged as a flag; use the environment or CLUSTER_TOKEN_FILE"},
+		{env: "CLUSTER_TOKEN_FILE", flag: "cluster-token-file", usage: "`file` holding CLUSTER_TOKEN; set it or CLUSTER_TOKEN, not both"},
 		{env: "ADVERTISE_URL", flag: "advertise-url", usage: "`URL` the other instances reach this one at (its API listener), e.g. https://obmd1.example:8443"},
 		{env: "CLUSTER_CA", flag: "cluster-ca", usage: "CA certificate `file` (PEM) to verify the other instances' HTTPS certificates with (default: the system's)"},
 	}
 }
 
-var clusterVars = []string{"ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_CA", "ETCD_CERT", "ETCD_KEY", "CLUSTER_TOKEN", "ADVERTISE_URL", "CLUSTER_CA"}
+var clusterVars = []string{"ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_CA", "ETCD_CERT", "ETCD_KEY", "CLUSTER_TOKEN", "CLUSTER_TOKEN_FILE", "ADVERTISE_URL", "CLUSTER_CA"}
 
 // validateCluster checks the cluster's settings, reporting each problem
 // through bad; it returns nil unless DB_TYPE=etcd. A cluster setting
@@ -51,7 +52,7 @@ func validateCluster(raw map[string]string, enabled bool, adminToken string, ser
 		}
 		return nil
 	}
-	cc := &clusterConfig{Prefix: raw["ETCD_PREFIX"], Token: raw["CLUSTER_TOKEN"], AdvertiseURL: strings.TrimSuffix(raw["ADVERTISE_URL"], "/")}
+	cc := &clusterConfig{Prefix: raw["ETCD_PREFIX"], AdvertiseURL: strings.TrimSuffix(raw["ADVERTISE_URL"], "/")}
 	if cc.Prefix == "" {
 		cc.Prefix = cluster.DefaultPrefix
 	}
@@ -109,7 +110,10 @@ func validateCluster(raw map[string]string, enabled bool, adminToken string, ser
 		}
 	}
 
+	cc.Token = fromFile(raw, "CLUSTER_TOKEN", bad)
 	switch {
+	case cc.Token == "" && raw["CLUSTER_TOKEN_FILE"] != "":
+		// fromFile said why
 	case cc.Token == "":
 		bad("CLUSTER_TOKEN is not set; with DB_TYPE=etcd the instances authenticate each other with it: 32 hex digits, the same on every instance (obmd -gen-token)")
 	case len(cc.Token) != 32 || !isHex(cc.Token):

@@ -46,6 +46,17 @@ func TestClusterConfig(t *testing.T) {
 	if c.Cluster.EtcdTLS == nil || c.Cluster.EtcdTLS.RootCAs == nil || c.Cluster.Prefix != "/dc1/obmd/" {
 		t.Fatalf("etcd TLS not configured: %+v", c.Cluster)
 	}
+	// The cluster token from a file (systemd credentials, container secrets).
+	tokFile := filepath.Join(t.TempDir(), "cluster-token")
+	if err := os.WriteFile(tokFile, []byte(clusterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = clusterGoodEnv()
+	delete(env, "CLUSTER_TOKEN")
+	env["CLUSTER_TOKEN_FILE"] = tokFile
+	if c, _, err = loadConfig(nil, envOf(env), io.Discard); err != nil || c.Cluster.Token != clusterToken {
+		t.Fatalf("CLUSTER_TOKEN_FILE: %v, token %q", err, c.Cluster.Token)
+	}
 }
 
 func TestClusterConfigErrors(t *testing.T) {
@@ -81,6 +92,8 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"cert without key", with(cg, map[string]string{"ETCD_CERT": "/c.pem"}), []string{"ETCD_KEY is not set but ETCD_CERT is"}},
 		{"unreadable CA", with(cg, map[string]string{"ETCD_CA": "/nonexistent/ca.pem"}), []string{"ETCD_CA: cannot read"}},
 		{"short cluster token", with(cg, map[string]string{"CLUSTER_TOKEN": "abc"}), []string{"CLUSTER_TOKEN must be 32 hex digits"}},
+		{"cluster token twice", with(cg, map[string]string{"CLUSTER_TOKEN_FILE": "/x"}), []string{"CLUSTER_TOKEN and CLUSTER_TOKEN_FILE are both set"}},
+		{"unreadable cluster token file", with(cg, map[string]string{"CLUSTER_TOKEN": "", "CLUSTER_TOKEN_FILE": "/nonexistent/t"}), []string{"CLUSTER_TOKEN_FILE: open /nonexistent/t"}},
 		{"cluster token is the admin's", with(cg, map[string]string{"CLUSTER_TOKEN": strings.ToUpper(goodToken)}), []string{"CLUSTER_TOKEN must differ from ADMIN_TOKEN"}},
 		{"advertise URL with a path", with(cg, map[string]string{"ADVERTISE_URL": "http://127.0.0.1:8080/obmd"}), []string{"ADVERTISE_URL \"http://127.0.0.1:8080/obmd\" is not a URL"}},
 		{"https advertised, plaintext served", with(cg, map[string]string{"ADVERTISE_URL": "https://obmd1:8443"}), []string{"ADVERTISE_URL \"https://obmd1:8443\" is https but this instance serves plaintext"}},
