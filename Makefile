@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X obmd/internal/buildinfo.version=$(VERSION) -X obmd/internal/buildinfo.revision=$(REVISION)
 
-.PHONY: build test demo bench vet fmt clean web
+.PHONY: build test demo demo-cluster bench vet fmt clean web
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/obmd ./cmd/obmd
@@ -20,6 +20,9 @@ test:
 
 demo:
 	./scripts/demo.sh
+
+demo-cluster:
+	./scripts/demo-cluster.sh
 
 bench:
 	$(GO) run ./cmd/obmdbench -runs 5 -results bench/RESULTS.md -command "make bench (go run ./cmd/obmdbench -runs 5 -results bench/RESULTS.md)"

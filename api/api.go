@@ -149,8 +149,11 @@ func abortError(c *gin.Context, status int, msg string) {
 }
 
 // authenticated reports whether the request carried valid admin
-// credentials or a valid node token.
-func authenticated(c *gin.Context) bool { return c.GetBool(adminKey) || c.GetBool(tokenKey) }
+// credentials, a valid node token, or a credential another package's route
+// checked (MarkAuthenticated).
+func authenticated(c *gin.Context) bool {
+	return c.GetBool(adminKey) || c.GetBool(tokenKey) || c.GetBool(peerKey)
+}
 
 // statusOf maps a manager error kind to its HTTP status.
 func statusOf(err error) int {
@@ -169,6 +172,8 @@ func statusOf(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, manager.ErrTimeout):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, manager.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable // the client left; nobody reads this
 	}

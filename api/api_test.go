@@ -41,7 +41,8 @@ func (i scriptedInfo) LogValue() slog.Value { return slog.StringValue(i.Mode) }
 func (i scriptedInfo) String() string       { return i.Mode }
 
 // scriptedDriver fails every power call as its mode says: "bmc-error"
-// (the BMC refuses), "hang" (the BMC never answers) or "ok".
+// (the BMC refuses), "hang" (the BMC never answers), "unavailable" (a
+// cluster's owner of the node cannot be reached) or "ok".
 type scriptedDriver struct{ mode string }
 
 func (d scriptedDriver) call(ctx context.Context, op string) error {
@@ -51,6 +52,9 @@ func (d scriptedDriver) call(ctx context.Context, op string) error {
 	case "hang":
 		<-ctx.Done()
 		return ctx.Err()
+	case "unavailable":
+		return manager.TenantError(manager.ErrUnavailable, op+": the owner at http://10.1.1.1:8080 did not answer", nil,
+			"the obmd instance that drives this node is changing; retrying in a few seconds will help")
 	}
 	return nil
 }
@@ -388,6 +392,8 @@ func TestTokenRoutes(t *testing.T) {
 	q := "?token=" + e.token("n")
 	qe := "?token=" + e.token("bmc-error")
 	qh := "?token=" + e.token("hang")
+	e.register("unavailable", `{"type":"scripted","info":{"mode":"unavailable"}}`)
+	qu := "?token=" + e.token("unavailable")
 	wrong := "?token=ffffffffffffffffffffffffffffffff"
 	cases := []struct {
 		name string
@@ -421,6 +427,7 @@ func TestTokenRoutes(t *testing.T) {
 		{"BMC error on console", req{method: "GET", path: "/node/bmc-error/console" + qe}, 502},
 		{"BMC silent", req{method: "GET", path: "/node/hang/power_status" + qh}, 504},
 		{"BMC silent on console", req{method: "GET", path: "/node/hang/console" + qh}, 504},
+		{"no owner reachable", req{method: "POST", path: "/node/unavailable/power_on" + qu}, 503},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,6 +440,9 @@ func TestTokenRoutes(t *testing.T) {
 	_, b2, _ := e.do(req{method: "POST", path: "/node/nope/power_on" + wrong})
 	if !bytes.Equal(b1, b2) {
 		t.Errorf("401 for an existing node %s differs from an unknown node's %s", b1, b2)
+	}
+	if body := e.expect(req{method: "POST", path: "/node/unavailable/power_on" + qu}, 503); strings.Contains(string(body), "10.1.1.1") || !strings.Contains(string(body), "retrying") {
+		t.Errorf("503 body %s names the owner or does not say retrying helps", body)
 	}
 	body := e.expect(req{method: "POST", path: "/node/bmc-error/power_on" + qe}, 502)
 	if !strings.Contains(string(body), "0xD5") {

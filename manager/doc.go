@@ -20,8 +20,11 @@
 //     Replacing or revoking a token, or deleting the node, disconnects its
 //     console viewers at once.
 //   - Errors carry a kind (ErrInvalid, ErrUnauthorized, ErrNotFound,
-//     ErrExists, ErrUnsupported, ErrBMC, ErrTimeout, ErrInternal) that package
-//     api maps to an HTTP status.
+//     ErrExists, ErrUnsupported, ErrBMC, ErrTimeout, ErrInternal,
+//     ErrUnavailable) that package api maps to an HTTP status.
+//   - With a store other instances share (package cluster's etcd store),
+//     their changes arrive through ApplyStored and take effect exactly as
+//     local ones do (stored.go).
 //
 // What it must not do: speak HTTP (package api does), touch packets or
 // sockets (drivers do, through package bmc), or log a password, Kg or

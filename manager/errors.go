@@ -21,6 +21,10 @@ var (
 	ErrBMC          = errors.New("BMC error")             // 502
 	ErrTimeout      = errors.New("BMC did not answer")    // 504
 	ErrInternal     = errors.New("internal server error") // 500
+	// ErrUnavailable: obmd cannot do it right now, and retrying later may
+	// help: a shared node store (etcd) that does not acknowledge a write,
+	// or a node whose owning instance of the cluster cannot be reached.
+	ErrUnavailable = errors.New("service unavailable") // 503
 )
 
 // Error is an error of one of the kinds above with an operator-readable
@@ -113,6 +117,8 @@ func TenantMessage(err error) string {
 		}
 	case errors.Is(e, ErrTimeout):
 		msg = "the BMC did not answer in time; retrying later may help"
+	case errors.Is(e, ErrUnavailable):
+		msg = "obmd cannot serve this node right now; retrying in a few seconds may help"
 	case errors.Is(e, ErrInternal):
 		return "internal server error"
 	default:
@@ -150,7 +156,7 @@ func withOp(op string, err error) error {
 	return err
 }
 
-var kinds = []error{ErrInvalid, ErrUnauthorized, ErrNotFound, ErrExists, ErrUnsupported, ErrBMC, ErrTimeout, ErrInternal}
+var kinds = []error{ErrInvalid, ErrUnauthorized, ErrNotFound, ErrExists, ErrUnsupported, ErrBMC, ErrTimeout, ErrInternal, ErrUnavailable}
 
 // hasKind reports whether err already carries one of the Err* kinds.
 func hasKind(err error) bool {

@@ -16,54 +16,59 @@ import (
 )
 
 // memStore is an in-memory NodeStore (no goroutines, so tests using it can
-// run inside a synctest bubble).
+// run inside a synctest bubble). Its revision counts writes, as etcd's
+// does.
 type memStore struct {
 	mu    sync.Mutex
 	nodes map[string]store.NodeRecord
 	fail  error // returned by every write when set
+	rev   int64
 }
 
 func newMemStore() *memStore { return &memStore{nodes: make(map[string]store.NodeRecord)} }
 
-func (s *memStore) CreateNode(rec store.NodeRecord) error {
+func (s *memStore) CreateNode(rec store.NodeRecord) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
-		return s.fail
+		return 0, s.fail
 	}
 	if _, ok := s.nodes[rec.ID]; ok {
-		return store.ErrExists
+		return s.rev, store.ErrExists
 	}
+	s.rev++
 	s.nodes[rec.ID] = rec
-	return nil
+	return s.rev, nil
 }
 
-func (s *memStore) DeleteNode(id string) error {
+func (s *memStore) DeleteNode(id string) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
-		return s.fail
+		return 0, s.fail
 	}
 	if _, ok := s.nodes[id]; !ok {
-		return store.ErrNotFound
+		return s.rev, store.ErrNotFound
 	}
+	s.rev++
 	delete(s.nodes, id)
-	return nil
+	return s.rev, nil
 }
 
-func (s *memStore) SetTokenHash(id string, h []byte) error {
+func (s *memStore) SetTokenHash(id string, h []byte) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
-		return s.fail
+		return 0, s.fail
 	}
 	rec, ok := s.nodes[id]
 	if !ok {
-		return store.ErrNotFound
+		return s.rev, store.ErrNotFound
 	}
+	s.rev++
 	rec.TokenHash = append([]byte(nil), h...)
 	s.nodes[id] = rec
-	return nil
+	return s.rev, nil
 }
 
 func (s *memStore) Nodes() ([]store.NodeRecord, error) {

@@ -24,12 +24,18 @@ import (
 	"obmd/store"
 )
 
-// NodeStore is the persistence the Manager needs; *store.Store implements
-// it. Every method must be durable when it returns nil.
+// NodeStore is the persistence the Manager needs; *store.Store (Badger)
+// and package cluster's etcd store implement it. Every write must be
+// durable when it returns nil. A write returns the store revision at which
+// it was committed (or, for DeleteNode and SetTokenHash failing with
+// store.ErrNotFound, at which the node was found absent): the order of the
+// node's states in a store that several instances write, which
+// ApplyStored compares. A store only this process writes returns 0.
+// store.ErrUnavailable means the write was not acknowledged (HTTP 503).
 type NodeStore interface {
-	CreateNode(rec store.NodeRecord) error
-	DeleteNode(id string) error
-	SetTokenHash(id string, hash []byte) error
+	CreateNode(rec store.NodeRecord) (rev int64, err error)
+	DeleteNode(id string) (rev int64, err error)
+	SetTokenHash(id string, hash []byte) (rev int64, err error)
 	Nodes() ([]store.NodeRecord, error)
 }
 
@@ -68,7 +74,18 @@ type Config struct {
 	// ConsoleLog, if set, keeps every node's console open and writes it to
 	// files (consolelog.go).
 	ConsoleLog *ConsoleLogConfig
+	// Refresh, when set, re-reads node id from a store that other obmd
+	// instances write too, handing what it finds to ApplyStored, before
+	// the Manager answers that the node is unknown, that it exists, or
+	// that a token is wrong: another instance may have changed the node a
+	// moment before this one's watch of the store reports it. It must
+	// return by ctx's deadline (RefreshTimeout) and may skip the read (when
+	// the store is unreachable, or too many reads are in flight).
+	Refresh func(ctx context.Context, id string)
 }
+
+// RefreshTimeout bounds one Config.Refresh.
+const RefreshTimeout = time.Second
 
 // DefaultOpTimeout is the default Config.OpTimeout.
 const DefaultOpTimeout = 10 * time.Second
@@ -95,6 +112,13 @@ type Manager struct {
 	mu    sync.RWMutex // guards nodes; held only for map access
 	nodes map[string]*node
 
+	// For a store shared with other instances (ApplyStored): nodes deleted
+	// here at a revision the store's watch has not reached yet, so that an
+	// older change still on its way cannot bring them back, and the
+	// revision up to which the watch has delivered every change.
+	tombstones map[string]int64 // (adminMu)
+	storeRev   int64            // (adminMu)
+
 	// absent stands in for a node that does not exist, so that checking a
 	// token does the same work either way.
 	absent *node
@@ -105,6 +129,8 @@ type node struct {
 	id     string
 	typ    string
 	info   DriverInfo
+	stored []byte // the info as stored (compact JSON), to compare with the store's
+	rev    int64  // store revision of the state applied last (adminMu)
 	driver Driver
 	log    *slog.Logger
 	hub    *hub
@@ -147,7 +173,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.SoftCycleTimeout <= 0 {
 		cfg.SoftCycleTimeout = max(DefaultSoftCycleTimeout, cfg.OpTimeout)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
+	m := &Manager{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node), tombstones: make(map[string]int64)}
 	if cfg.ConsoleLog != nil {
 		// Logged consoles are kept open: output printed while nobody
 		// watches is what an operator reads the log for.
@@ -205,6 +231,8 @@ func (m *Manager) loadNode(rec store.NodeRecord) *node {
 		drv = brokenDriver{err: reason}
 	}
 	n := m.newNode(rec.ID, rec.Type, info, drv, log)
+	n.stored = compactOr(rec.Info)
+	n.rev = rec.Revision
 	if len(rec.TokenHash) == sha256.Size {
 		copy(n.tokenHash[:], rec.TokenHash)
 		n.hasToken = true
@@ -287,6 +315,9 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	if m.lookup(id) != nil {
+		m.refresh(id) // another instance may have deleted it a moment ago
+	}
 
 	m.adminMu.Lock()
 	defer m.adminMu.Unlock()
@@ -304,18 +335,18 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 		}
 		return &Error{Kind: ErrInternal, Reason: "creating the driver", Err: err}
 	}
-	compact, err := compactJSON(info)
+	compact := compactOr(info)
+	rev, err := m.cfg.Store.CreateNode(store.NodeRecord{ID: id, Type: typ, Info: compact})
 	if err != nil {
-		compact = info
-	}
-	if err := m.cfg.Store.CreateNode(store.NodeRecord{ID: id, Type: typ, Info: compact}); err != nil {
 		drv.Close()
 		if errors.Is(err, store.ErrExists) {
 			return &Error{Kind: ErrExists, Reason: fmt.Sprintf("node %q is already registered", id)}
 		}
-		return &Error{Kind: ErrInternal, Reason: "storing the node", Err: err}
+		return storeError("storing the node", err)
 	}
 	n := m.newNode(id, typ, parsed, drv, log)
+	n.stored, n.rev = compact, rev
+	delete(m.tombstones, id)
 	m.mu.Lock()
 	m.nodes[id] = n
 	m.mu.Unlock()
@@ -324,38 +355,54 @@ func (m *Manager) Register(id, typ string, info json.RawMessage) error {
 	return nil
 }
 
-func compactJSON(raw json.RawMessage) ([]byte, error) {
+// compactOr returns raw as compact JSON, or raw itself if it does not parse.
+func compactOr(raw json.RawMessage) []byte {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
-		return nil, err
+		return raw
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes()
+}
+
+// storeError is a failed store write: ErrUnavailable (503) when the store
+// did not acknowledge it, ErrInternal otherwise.
+func storeError(what string, err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Kind: ErrUnavailable, Reason: what + ": the node store did not acknowledge the change; retry when it is reachable again", Err: err,
+			Tenant: "obmd's node store is unreachable; retrying later may help"}
+	}
+	return &Error{Kind: ErrInternal, Reason: what, Err: err}
+}
+
+// refresh asks the shared store, if any, for node id's current state.
+func (m *Manager) refresh(id string) {
+	if m.cfg.Refresh == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), RefreshTimeout)
+	defer cancel()
+	m.cfg.Refresh(ctx, id)
 }
 
 // Delete unregisters a node: its token stops working and its viewers are
 // disconnected at once; then its console and driver are closed, waiting at
 // most until ctx is done (the rest finishes in the background).
 func (m *Manager) Delete(ctx context.Context, id string) error {
+	if m.lookup(id) == nil {
+		m.refresh(id) // another instance may have registered it a moment ago
+	}
 	m.adminMu.Lock()
 	n := m.lookup(id)
 	if n == nil {
 		m.adminMu.Unlock()
 		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
 	}
-	if err := m.cfg.Store.DeleteNode(id); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rev, err := m.cfg.Store.DeleteNode(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.adminMu.Unlock()
-		return &Error{Kind: ErrInternal, Reason: "deleting the node from the store", Err: err}
+		return storeError("deleting the node from the store", err)
 	}
-	m.mu.Lock()
-	delete(m.nodes, id)
-	m.mu.Unlock()
-	n.mu.Lock()
-	n.deleted = true
-	n.hasToken = false
-	n.epoch++
-	n.markGoneLocked(&Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", id)})
-	n.hub.newTenancy(ErrNodeDeleted)
-	n.mu.Unlock()
+	m.removeLocked(n, rev)
 	m.adminMu.Unlock()
 	n.log.Info("node deleted")
 
@@ -365,6 +412,25 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		n.log.Warn("closing the deleted node's driver", "err", err)
 	}
 	return nil
+}
+
+// removeLocked takes n out of the registry, deleted at store revision rev:
+// its token stops working and its viewers are disconnected at once. The
+// caller holds adminMu and shuts n down afterwards.
+func (m *Manager) removeLocked(n *node, rev int64) {
+	m.mu.Lock()
+	delete(m.nodes, n.id)
+	m.mu.Unlock()
+	if rev > m.tombstones[n.id] && rev > m.storeRev {
+		m.tombstones[n.id] = rev
+	}
+	n.mu.Lock()
+	n.deleted = true
+	n.hasToken = false
+	n.epoch++
+	n.markGoneLocked(&Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", n.id)})
+	n.hub.newTenancy(ErrNodeDeleted)
+	n.mu.Unlock()
 }
 
 // markGoneLocked makes waiting and future operations fail with reason.
@@ -428,27 +494,43 @@ func (m *Manager) RevokeToken(id string) error {
 }
 
 func (m *Manager) setToken(id string, hash []byte) error {
+	if m.lookup(id) == nil {
+		m.refresh(id) // another instance may have registered it a moment ago
+	}
 	m.adminMu.Lock()
 	defer m.adminMu.Unlock()
 	n := m.lookup(id)
 	if n == nil {
 		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
 	}
-	if err := m.cfg.Store.SetTokenHash(id, hash); err != nil {
-		return &Error{Kind: ErrInternal, Reason: "storing the token hash", Err: err}
+	rev, err := m.cfg.Store.SetTokenHash(id, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Deleted through another instance; its watch will say so here.
+		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
+	case err != nil:
+		return storeError("storing the token hash", err)
 	}
-	n.mu.Lock()
-	n.hasToken = hash != nil
-	copy(n.tokenHash[:], hash)
-	n.epoch++
-	n.hub.newTenancy(ErrTokenRevoked)
-	n.mu.Unlock()
+	n.rev = max(n.rev, rev)
+	n.setTokenLocked(hash)
 	if hash != nil {
 		n.log.Info("token replaced")
 	} else {
 		n.log.Info("token revoked")
 	}
 	return nil
+}
+
+// setTokenLocked makes hash (nil: none) the node's token, ending the
+// previous token's access and disconnecting its viewers. The caller holds
+// the Manager's adminMu.
+func (n *node) setTokenLocked(hash []byte) {
+	n.mu.Lock()
+	n.hasToken = hash != nil
+	copy(n.tokenHash[:], hash)
+	n.epoch++
+	n.hub.newTenancy(ErrTokenRevoked)
+	n.mu.Unlock()
 }
 
 // tokenDigest parses a token (32 hex digits, either case) and hashes it. A
@@ -468,6 +550,18 @@ func tokenDigest(tok string) (digest [sha256.Size]byte, wellFormed bool) {
 // SHA-256 and one constant-time comparison.
 func (m *Manager) Authorize(id, tok string) (*Access, error) {
 	digest, wellFormed := tokenDigest(tok)
+	a, err := m.authorize(id, digest, wellFormed)
+	if err != nil && m.cfg.Refresh != nil {
+		// The token may be one another instance made a moment ago: ask
+		// the shared store before refusing. An unknown node costs the
+		// same read, so the answer's timing still does not tell them apart.
+		m.refresh(id)
+		a, err = m.authorize(id, digest, wellFormed)
+	}
+	return a, err
+}
+
+func (m *Manager) authorize(id string, digest [sha256.Size]byte, wellFormed bool) (*Access, error) {
 	n := m.lookup(id)
 	target := n
 	if target == nil {
@@ -491,6 +585,9 @@ type Access struct {
 	m     *Manager
 	n     *node
 	epoch uint64
+	// forwarded: another instance of the cluster checked the token and
+	// forwarded the call here, the node's owner (see Forwarded).
+	forwarded bool
 }
 
 // NodeID returns the node's id.
@@ -502,7 +599,7 @@ func (a *Access) currentLocked() error {
 	if a.n.deleted {
 		return &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q was deleted", a.n.id)}
 	}
-	if a.n.epoch != a.epoch {
+	if a.n.epoch != a.epoch && !a.forwarded {
 		return errUnauthorizedToken
 	}
 	return nil

@@ -21,6 +21,27 @@ type NodeStatus struct {
 	Driver    *DriverStatus `json:"driver,omitempty"`
 	Console   ConsoleStatus `json:"console"`
 	LastError *ErrorRecord  `json:"last_error,omitempty"`
+	// Owner says which instance of a cluster drives the node's BMC; absent
+	// for a single obmd.
+	Owner *OwnerStatus `json:"owner,omitempty"`
+}
+
+// OwnerStatus is a node's owner in a cluster of obmd instances: the one
+// instance that holds its BMC sessions and console, to which the others
+// forward its calls.
+type OwnerStatus struct {
+	// Instance is the owner's advertised URL; empty while no instance
+	// holds the node (its owner just died or is handing it over).
+	Instance string `json:"instance"`
+	// Self: the instance answering is the owner.
+	Self  bool      `json:"self"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// OwnerReporter is implemented by drivers that know the node's owner in a
+// cluster (package cluster's).
+type OwnerReporter interface {
+	Owner() OwnerStatus
 }
 
 // DriverStatus is a driver's own report, for drivers that implement
@@ -85,6 +106,10 @@ type ErrorRecord struct {
 func (m *Manager) Status(id string) (NodeStatus, error) {
 	n := m.lookup(id)
 	if n == nil {
+		m.refresh(id)
+		n = m.lookup(id)
+	}
+	if n == nil {
 		return NodeStatus{}, &Error{Kind: ErrNotFound, Reason: fmt.Sprintf("node %q is not registered", id)}
 	}
 	st := NodeStatus{ID: n.id, Type: n.typ, Console: n.hub.status()}
@@ -94,6 +119,10 @@ func (m *Manager) Status(id string) (NodeStatus, error) {
 	if r, ok := n.driver.(StatusReporter); ok {
 		ds := r.Status()
 		st.Driver = &ds
+	}
+	if r, ok := n.driver.(OwnerReporter); ok {
+		o := r.Owner()
+		st.Owner = &o
 	}
 	n.mu.Lock()
 	st.HasToken = n.hasToken

@@ -31,10 +31,15 @@ import (
 // as the process.
 const InMemory = ":memory:"
 
-// Errors returned by Store methods.
+// Errors returned by Store methods, and by the other stores obmd can use
+// (package cluster's etcd store).
 var (
 	ErrExists   = errors.New("node already exists")
 	ErrNotFound = errors.New("no such node")
+	// ErrUnavailable means the store could not be reached or did not
+	// confirm a write in time; the write was not acknowledged (a shared
+	// store such as etcd may still apply it later). Badger never returns it.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // NodeRecord is one node as persisted.
@@ -46,6 +51,10 @@ type NodeRecord struct {
 	// TokenHash is the SHA-256 digest of the node's current token, or nil
 	// when the node has no token.
 	TokenHash []byte
+	// Revision orders the states of one node in a store shared by several
+	// obmd instances (etcd's revision at which this record was read); 0 for
+	// a store with no revisions (Badger), which only this process writes.
+	Revision int64
 }
 
 // recordV1 is the on-disk encoding of a NodeRecord (the key holds the ID).
@@ -204,7 +213,9 @@ func (s *Store) Close() error {
 
 func nodeKey(id string) []byte { return []byte(nodePrefix + id) }
 
-func encodeRecord(rec NodeRecord) ([]byte, error) {
+// EncodeRecord is a node's stored form (JSON, versioned; the ID is the
+// key's), shared by every store so that nodes can move between them.
+func EncodeRecord(rec NodeRecord) ([]byte, error) {
 	r := recordV1{Version: recordVersion, Type: rec.Type, Info: rec.Info}
 	if len(rec.TokenHash) > 0 {
 		r.TokenSHA256 = hex.EncodeToString(rec.TokenHash)
@@ -212,7 +223,8 @@ func encodeRecord(rec NodeRecord) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-func decodeRecord(id string, val []byte) (NodeRecord, error) {
+// DecodeRecord reads what EncodeRecord wrote for node id.
+func DecodeRecord(id string, val []byte) (NodeRecord, error) {
 	var r recordV1
 	if err := json.Unmarshal(val, &r); err != nil {
 		return NodeRecord{}, fmt.Errorf("store: node %q: corrupt record: %w", id, err)
@@ -231,7 +243,9 @@ func decodeRecord(id string, val []byte) (NodeRecord, error) {
 	return rec, nil
 }
 
-func checkHash(h []byte) error {
+// CheckTokenHash refuses anything but a SHA-256 digest (or nothing), so
+// that a plaintext token can never be stored.
+func CheckTokenHash(h []byte) error {
 	if len(h) != 0 && len(h) != sha256.Size {
 		return fmt.Errorf("store: refusing a token hash of %d bytes: only SHA-256 digests (%d bytes) are stored", len(h), sha256.Size)
 	}
@@ -239,15 +253,16 @@ func checkHash(h []byte) error {
 }
 
 // CreateNode stores a new node. It fails with ErrExists if the ID is taken.
-func (s *Store) CreateNode(rec NodeRecord) error {
-	if err := checkHash(rec.TokenHash); err != nil {
-		return err
+// Badger has no revisions: rev is always 0.
+func (s *Store) CreateNode(rec NodeRecord) (rev int64, err error) {
+	if err := CheckTokenHash(rec.TokenHash); err != nil {
+		return 0, err
 	}
-	val, err := encodeRecord(rec)
+	val, err := EncodeRecord(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return 0, s.db.Update(func(txn *badger.Txn) error {
 		_, err := txn.Get(nodeKey(rec.ID))
 		switch {
 		case err == nil:
@@ -260,8 +275,8 @@ func (s *Store) CreateNode(rec NodeRecord) error {
 }
 
 // DeleteNode removes a node. It fails with ErrNotFound if there is none.
-func (s *Store) DeleteNode(id string) error {
-	return s.db.Update(func(txn *badger.Txn) error {
+func (s *Store) DeleteNode(id string) (rev int64, err error) {
+	return 0, s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(nodeKey(id)); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return ErrNotFound
@@ -274,11 +289,11 @@ func (s *Store) DeleteNode(id string) error {
 
 // SetTokenHash replaces the node's token hash; nil clears it. Only SHA-256
 // digests are accepted, so a plaintext token can never reach the disk.
-func (s *Store) SetTokenHash(id string, hash []byte) error {
-	if err := checkHash(hash); err != nil {
-		return err
+func (s *Store) SetTokenHash(id string, hash []byte) (rev int64, err error) {
+	if err := CheckTokenHash(hash); err != nil {
+		return 0, err
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	return 0, s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(nodeKey(id))
 		if err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -290,12 +305,12 @@ func (s *Store) SetTokenHash(id string, hash []byte) error {
 		if err != nil {
 			return err
 		}
-		rec, err := decodeRecord(id, val)
+		rec, err := DecodeRecord(id, val)
 		if err != nil {
 			return err
 		}
 		rec.TokenHash = hash
-		val, err = encodeRecord(rec)
+		val, err = EncodeRecord(rec)
 		if err != nil {
 			return err
 		}
@@ -316,7 +331,7 @@ func (s *Store) Nodes() ([]NodeRecord, error) {
 			if err != nil {
 				return err
 			}
-			rec, err := decodeRecord(id, val)
+			rec, err := DecodeRecord(id, val)
 			if err != nil {
 				return err
 			}

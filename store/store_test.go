@@ -37,11 +37,11 @@ func TestRoundTrip(t *testing.T) {
 	a := NodeRecord{ID: "node-a", Type: "mock", Info: json.RawMessage(`{"addr":"x","NumWrites":0}`)}
 	b := NodeRecord{ID: "node-b", Type: "ipmi", Info: json.RawMessage(`{"addr":"10.0.0.4","user":"u","pass":"p"}`), TokenHash: hashOf("t")}
 	for _, r := range []NodeRecord{b, a} {
-		if err := s.CreateNode(r); err != nil {
+		if _, err := s.CreateNode(r); err != nil {
 			t.Fatalf("CreateNode(%s): %v", r.ID, err)
 		}
 	}
-	if err := s.CreateNode(a); !errors.Is(err, ErrExists) {
+	if _, err := s.CreateNode(a); !errors.Is(err, ErrExists) {
 		t.Fatalf("CreateNode of an existing node: got %v, want ErrExists", err)
 	}
 	got, err := s.Nodes()
@@ -59,16 +59,16 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 
-	if err := s.SetTokenHash("node-b", nil); err != nil {
+	if _, err := s.SetTokenHash("node-b", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTokenHash("missing", hashOf("x")); !errors.Is(err, ErrNotFound) {
+	if _, err := s.SetTokenHash("missing", hashOf("x")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SetTokenHash on a missing node: got %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteNode("node-a"); err != nil {
+	if _, err := s.DeleteNode("node-a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteNode("node-a"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteNode("node-a"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second DeleteNode: got %v, want ErrNotFound", err)
 	}
 	got, err = s.Nodes()
@@ -84,14 +84,14 @@ func TestRefusesNonDigestTokenHash(t *testing.T) {
 	t.Parallel()
 	s := openT(t, InMemory)
 	defer s.Close()
-	if err := s.CreateNode(NodeRecord{ID: "n", Type: "mock", Info: json.RawMessage(`{}`)}); err != nil {
+	if _, err := s.CreateNode(NodeRecord{ID: "n", Type: "mock", Info: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	plaintext := make([]byte, 16) // what a raw 128-bit token would look like
-	if err := s.SetTokenHash("n", plaintext); err == nil {
+	if _, err := s.SetTokenHash("n", plaintext); err == nil {
 		t.Fatal("SetTokenHash accepted 16 bytes; only 32-byte SHA-256 digests may be stored")
 	}
-	if err := s.CreateNode(NodeRecord{ID: "m", Type: "mock", Info: json.RawMessage(`{}`), TokenHash: plaintext}); err == nil {
+	if _, err := s.CreateNode(NodeRecord{ID: "m", Type: "mock", Info: json.RawMessage(`{}`), TokenHash: plaintext}); err == nil {
 		t.Fatal("CreateNode accepted a 16-byte token hash")
 	}
 }
@@ -101,7 +101,7 @@ func TestReopenFromDisk(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db", "nested") // created if missing
 	s := openT(t, dir)
 	rec := NodeRecord{ID: "n1", Type: "mock", Info: json.RawMessage(`{"addr":"a","NumWrites":3}`), TokenHash: hashOf("tok")}
-	if err := s.CreateNode(rec); err != nil {
+	if _, err := s.CreateNode(rec); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -133,10 +133,10 @@ func TestNoPlaintextTokenOnDisk(t *testing.T) {
 	h := hashOf(tok)
 
 	s := openT(t, dir)
-	if err := s.CreateNode(NodeRecord{ID: "n", Type: "mock", Info: json.RawMessage(`{"addr":"a"}`)}); err != nil {
+	if _, err := s.CreateNode(NodeRecord{ID: "n", Type: "mock", Info: json.RawMessage(`{"addr":"a"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTokenHash("n", h); err != nil {
+	if _, err := s.SetTokenHash("n", h); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

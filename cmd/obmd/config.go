@@ -44,6 +44,8 @@ type config struct {
 	ConsoleLogDir      string
 	ConsoleLogMaxBytes int64
 	ConsoleLogKeep     int
+	// Cluster is set with DB_TYPE=etcd (config_cluster.go).
+	Cluster *clusterConfig
 
 	tlsCert *tls.Certificate // loaded from TLSCert and TLSKey during validation
 }
@@ -68,7 +70,7 @@ func (s *setting) Set(v string) error {
 func (s *setting) IsBoolFlag() bool { return s.boolean }
 
 func settings() []*setting {
-	return []*setting{
+	return append([]*setting{
 		{env: "LISTEN_ADDR", flag: "listen-addr", usage: "`host:port` to serve the API on; plaintext HTTP only on a loopback address unless INSECURE (port 0 picks a free port)"},
 		{env: "ADMIN_TOKEN", flag: "admin-token", usage: "admin password (`token`): 32 hex digits (obmd -gen-token makes one). Discouraged as a flag: other users can read it in the process list; use the environment or ADMIN_TOKEN_FILE"},
 		{env: "ADMIN_TOKEN_FILE", flag: "admin-token-file", usage: "`file` holding ADMIN_TOKEN (for systemd's LoadCredential= or a container secret); set it or ADMIN_TOKEN, not both"},
@@ -76,7 +78,7 @@ func settings() []*setting {
 		{env: "TLS_KEY", flag: "tls-key", usage: "TLS private key `file` (PEM)"},
 		{env: "INSECURE", flag: "insecure", boolean: true, usage: "allow plaintext HTTP on a non-loopback address"},
 		{env: "DB_PATH", flag: "db-path", usage: "Badger database `directory` (created if missing), or :memory:"},
-		{env: "DB_TYPE", flag: "db-type", usage: "database `type`: empty or badger (accepted for compatibility)"},
+		{env: "DB_TYPE", flag: "db-type", usage: "database `type`: empty or badger (one instance, nodes in DB_PATH), or etcd (a cluster of instances sharing the nodes in etcd)"},
 		{env: "OP_TIMEOUT", flag: "op-timeout", usage: "`duration` a BMC has to answer one operation (default 10s)"},
 		{env: "CONSOLE_LINGER", flag: "console-linger", usage: "`duration` a console stays open after its last viewer leaves (default 30s)"},
 		{env: "LOG_FORMAT", flag: "log-format", usage: "log `format`: text (default) or json"},
@@ -87,7 +89,7 @@ func settings() []*setting {
 		{env: "CONSOLE_LOG_MAX_BYTES", flag: "console-log-max-bytes", usage: "`bytes` a console log file may hold before the next one starts (default 4194304, at least 4096)"},
 		{env: "CONSOLE_LOG_KEEP", flag: "console-log-keep", usage: "`number` of console log files kept per node, the current one included (default 4)"},
 		{env: "METRICS_ADDR", flag: "metrics-addr", usage: "`host:port` serving GET /metrics without authentication; a bare :port means 127.0.0.1, and a non-loopback host needs INSECURE"},
-	}
+	}, clusterSettings()...)
 }
 
 // errHelp means -help was asked for: usage printed, exit 0.
@@ -229,14 +231,19 @@ func validate(raw map[string]string) (config, error) {
 		bad("LISTEN_ADDR %q is not a loopback address%s: serving plaintext HTTP there needs INSECURE=true, or set TLS_CERT and TLS_KEY", cfg.ListenAddr, hint)
 	}
 
-	if cfg.DBPath == "" {
+	if cfg.DBType != "etcd" && cfg.DBPath == "" {
 		bad("DB_PATH is not set; give the Badger database directory, or %s for an in-memory store", store.InMemory)
 	}
 	switch cfg.DBType {
+	case "etcd":
+		if cfg.DBPath != "" {
+			bad("DB_PATH is set but DB_TYPE is etcd, which keeps the nodes in etcd; unset DB_PATH")
+		}
 	case "", "badger":
 	default:
-		bad("DB_TYPE %q is not supported: this obmd stores nodes in Badger; leave DB_TYPE empty or set it to badger", cfg.DBType)
+		bad("DB_TYPE %q is not supported: leave it empty or set it to badger (one instance, nodes in DB_PATH), or set it to etcd (a cluster sharing its nodes in etcd)", cfg.DBType)
 	}
+	cfg.Cluster = validateCluster(raw, cfg.DBType == "etcd", cfg.AdminToken, tlsWanted, bad)
 
 	cfg.OpTimeout = manager.DefaultOpTimeout
 	if v := raw["OP_TIMEOUT"]; v != "" {

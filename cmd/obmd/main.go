@@ -30,7 +30,6 @@ import (
 	"obmd/internal/buildinfo"
 	"obmd/manager"
 	"obmd/metrics"
-	"obmd/store"
 )
 
 // shutdownGrace bounds a graceful shutdown.
@@ -142,19 +141,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	// Every file obmd creates (the database holds BMC passwords) is for
 	// its own user only.
 	syscall.Umask(0o077)
-	if fixed, err := store.RestrictPermissions(cfg.DBPath); err != nil {
-		return &startupError{fmt.Errorf("DB_PATH %s: %w", cfg.DBPath, err), 2}
-	} else if fixed > 0 {
-		log.Warn("DB_PATH was readable by other users; restricted it to obmd's user", "db_path", cfg.DBPath, "changed", fixed)
-	}
-	st, err := store.Open(cfg.DBPath, log)
+	be, err := openBackend(ctx, cfg, log)
 	if err != nil {
-		return &startupError{fmt.Errorf("DB_PATH %s: %w; check that the directory is obmd's and writable, and that no other obmd uses it", cfg.DBPath, err), 2}
+		return err
 	}
 	var consoleLog *manager.ConsoleLogConfig
 	if cfg.ConsoleLogDir != "" {
 		if err := privateDir(cfg.ConsoleLogDir, log); err != nil {
-			st.Close()
+			be.close(context.Background())
 			return &startupError{fmt.Errorf("CONSOLE_LOG_DIR %s: %w", cfg.ConsoleLogDir, err), 2}
 		}
 		consoleLog = &manager.ConsoleLogConfig{Dir: cfg.ConsoleLogDir, MaxBytes: cfg.ConsoleLogMaxBytes, Keep: cfg.ConsoleLogKeep}
@@ -162,7 +156,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	build := buildinfo.Get()
 	mt := metrics.New(build)
 	m, err := manager.New(manager.Config{
-		Store:      st,
+		Store:      be.store,
+		Refresh:    be.refresh,
+		Drivers:    be.drivers,
 		Logger:     log,
 		OpTimeout:  cfg.OpTimeout,
 		Console:    manager.HubConfig{Linger: lingerSetting(cfg.ConsoleLinger)},
@@ -170,15 +166,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 		ConsoleLog: consoleLog,
 	})
 	if err != nil {
-		st.Close()
+		be.close(context.Background())
 		return err
 	}
 	mt.CollectManager(m)
+	be.collect(mt)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		m.Close(context.Background())
-		st.Close()
+		be.close(context.Background())
 		return &startupError{fmt.Errorf("cannot listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err), 1}
 	}
 	var metricsSrv *http.Server
@@ -187,7 +184,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			ln.Close()
 			m.Close(context.Background())
-			st.Close()
+			be.close(context.Background())
 			return &startupError{fmt.Errorf("cannot listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err), 1}
 		}
 		mux := http.NewServeMux()
@@ -213,9 +210,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	}
 	guard := api.NewConnGuard(maxConns(log))
 	ln = guard.Listener(ln)
+	handler := api.New(m, api.Options{AdminToken: cfg.AdminToken, MetricsToken: cfg.MetricsToken, Logger: log, Metrics: mt,
+		Ready: []api.ReadinessCheck{{Name: "listener", Check: listenerReady}}})
+	be.routes(handler)
 	srv := &http.Server{
-		Handler: api.New(m, api.Options{AdminToken: cfg.AdminToken, MetricsToken: cfg.MetricsToken, Logger: log, Metrics: mt,
-			Ready: []api.ReadinessCheck{{Name: "listener", Check: listenerReady}}}),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -246,9 +245,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	if metricsSrv != nil {
 		go func() { served <- metricsSrv.Serve(metricsLn) }()
 	}
+	// A cluster instance joins once it serves: the others may forward to
+	// it as soon as they see it.
+	if err := be.start(m); err != nil {
+		serving.Store(false)
+		srv.Close()
+		if metricsSrv != nil {
+			metricsSrv.Close()
+		}
+		m.Close(context.Background())
+		be.close(context.Background())
+		return &startupError{fmt.Errorf("joining the cluster: %w", err), 1}
+	}
 	attrs := []any{"addr", ln.Addr().String(), "tls", cfg.useTLS(),
 		"version", build.Version, "revision", build.Revision, "go_version", build.GoVersion,
-		"db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout, "max_conns", guard.Max(),
+		"db_type", dbTypeName(cfg), "db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout, "max_conns", guard.Max(),
 		"ipmi_driver", manager.IPMIDriverAvailable(), "metrics_token", cfg.MetricsToken != ""}
 	if metricsLn != nil {
 		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
@@ -290,10 +301,11 @@ wait:
 		log.Warn("requests still running at the shutdown deadline; closing their connections", "err", err)
 		srv.Close()
 	}
+	be.leaving()
 	if err := m.Close(shutdownCtx); err != nil {
 		log.Warn("closing nodes", "err", err)
 	}
-	if err := st.Close(); err != nil {
+	if err := be.close(shutdownCtx); err != nil {
 		log.Error("closing the store", "err", err)
 		if serveErr == nil {
 			serveErr = err
@@ -327,6 +339,13 @@ func privateDir(dir string, log *slog.Logger) error {
 		log.Warn("CONSOLE_LOG_DIR was readable by other users; restricted it to obmd's user", "console_log_dir", dir)
 	}
 	return nil
+}
+
+func dbTypeName(cfg config) string {
+	if cfg.DBType == "" {
+		return "badger"
+	}
+	return cfg.DBType
 }
 
 // readHeaderTimeout bounds how long a client may take to send a request's

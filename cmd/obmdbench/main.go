@@ -34,7 +34,7 @@ func main() {
 }
 
 // scenarios, in the order they run within each round.
-var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle", "typing", "fanout-ws"}
+var scenarioNames = []string{"warm", "cold", "sol", "rest", "redfish", "fanout-viewers", "fanout-nodes", "idle", "typing", "fanout-ws", "cluster", "cluster-etcd"}
 
 type options struct {
 	runs       int
@@ -53,6 +53,7 @@ type options struct {
 	idleNodes                            int
 	redfishReqs, redfishCurl             int
 	typingSamples                        int
+	clusterNodes                         int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.redfishReqs, "redfish-requests", 5000, "power_status requests on a redfish node per run (redfish)")
 	fs.IntVar(&o.redfishCurl, "redfish-curl", 40, "curl login-query-logout sequences per run (redfish baseline)")
 	fs.IntVar(&o.typingSamples, "typing-samples", 500, "keys timed per client (typing)")
+	fs.IntVar(&o.clusterNodes, "cluster-nodes", 50, "nodes each of the 3 instances owns; one instance is killed (cluster)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -283,6 +285,18 @@ func (o *options) runScenario(ctx context.Context, name string, c *collector) er
 			ViewersPerNode: o.fanoutViewers, Duration: o.fanoutDuration, WebSocket: true})
 		if err == nil {
 			c.fanWS = append(c.fanWS, r)
+		}
+		return err
+	case "cluster-etcd":
+		r, err := bench.ClusterEtcdOutage(ctx, bench.ClusterEtcdConfig{Obmd: o.obmd})
+		if err == nil {
+			c.clusterEtcd = append(c.clusterEtcd, r)
+		}
+		return err
+	case "cluster":
+		r, err := bench.ClusterFailover(ctx, bench.ClusterConfig{Obmd: o.obmd, VictimNodes: o.clusterNodes})
+		if err == nil {
+			c.cluster = append(c.cluster, r)
 		}
 		return err
 	}

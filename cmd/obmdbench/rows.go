@@ -9,17 +9,19 @@ import (
 
 // collector holds every run's results, per scenario.
 type collector struct {
-	warm       []bench.WarmResult
-	cold       []bench.ColdResult
-	sol        []bench.SOLResult
-	rest       []bench.RESTPowerResult
-	redfish    []bench.RedfishPowerResult
-	fanViewers []bench.FanoutResult
-	fanNodes   []bench.FanoutResult
-	idle       []bench.IdleResult
-	typing     []bench.TypingResult
-	fanWS      []bench.FanoutResult
-	failures   map[string][]string // scenario -> reasons
+	warm        []bench.WarmResult
+	cold        []bench.ColdResult
+	sol         []bench.SOLResult
+	rest        []bench.RESTPowerResult
+	redfish     []bench.RedfishPowerResult
+	fanViewers  []bench.FanoutResult
+	fanNodes    []bench.FanoutResult
+	idle        []bench.IdleResult
+	typing      []bench.TypingResult
+	fanWS       []bench.FanoutResult
+	cluster     []bench.ClusterResult
+	clusterEtcd []bench.ClusterEtcdResult
+	failures    map[string][]string // scenario -> reasons
 }
 
 func newCollector() *collector { return &collector{failures: map[string][]string{}} }
@@ -203,6 +205,64 @@ func (c *collector) rows(o *options, r *bench.Report) {
 		fanoutRows(add, name, c.fanWS, false)
 		failedRow("fanout-ws", name)
 	}
+
+	if o.only["cluster"] {
+		name := fmt.Sprintf("Cluster: 3 obmd on one etcd, %d ipmi nodes each; the owner of %d is SIGKILLed during a power-call loop, 2 viewers per console on the survivors", o.clusterNodes, o.clusterNodes)
+		if len(c.cluster) > 0 {
+			pb := series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.PowerBackMax) })
+			add(bench.Row{Benchmark: name, Metric: "power calls work again after the kill: p50 / slowest node",
+				Value: series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.PowerBackP50) }).Spread(bench.FmtDuration) + " / " + pb.Spread(bench.FmtDuration),
+				Goal:  "< 5 s", Met: bench.Judge(pb.Median() < 5)})
+			add(bench.Row{Benchmark: name, Metric: "power calls that failed after the kill (the others waited for the new owner)",
+				Value: series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.FailedCalls) }).Spread(bench.FmtInt)})
+			cb := series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.ConsoleBackMax) })
+			add(bench.Row{Benchmark: name, Metric: "consoles back (gap marked) after the kill: p50 / slowest viewer",
+				Value: series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.ConsoleBackP50) }).Spread(bench.FmtDuration) + " / " + cb.Spread(bench.FmtDuration),
+				Goal:  "< 10 s", Met: bench.Judge(cb.Median() < 10)})
+			lost := series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.LostWrites) })
+			add(bench.Row{Benchmark: name, Metric: "acknowledged registrations / tokens lost (admin writes to all 3 instances around the kill)",
+				Value:    lost.Spread(bench.FmtInt),
+				Baseline: series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.AckedRegistrations) }).Spread(bench.FmtInt) + " registrations, " + series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.AckedTokens) }).Spread(bench.FmtInt) + " tokens acknowledged",
+				Goal:     "0", Met: bench.Judge(lost.Median() == 0 && slicesMax(lost) == 0)})
+			rv := series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.RevocationMax) })
+			add(bench.Row{Benchmark: name, Metric: "token replaced on one instance: its viewer on another ends, from the request: p50 / max of 20",
+				Value: series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.RevocationP50) }).Spread(bench.FmtDuration) + " / " + rv.Spread(bench.FmtDuration),
+				Goal:  "< 200 ms", Met: bench.Judge(rv.Median() < 0.2)})
+			rc := series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.RebalanceReconnects) })
+			add(bench.Row{Benchmark: name, Metric: "killed instance restarted: time until it owns its share again; most reconnects any watched console saw",
+				Value: series(c.cluster, func(x bench.ClusterResult) float64 { return sec(x.RebalanceTime) }).Spread(bench.FmtDuration) + "; " + rc.Spread(bench.FmtInt),
+				Goal:  "<= 1 reconnect", Met: bench.Judge(slicesMax(rc) <= 1 && slicesMax(series(c.cluster, func(x bench.ClusterResult) float64 { return float64(x.RebalanceConsolesCut) })) == 0)})
+		}
+		failedRow("cluster", name)
+	}
+
+	if o.only["cluster-etcd"] {
+		name := "Cluster: 2 obmd, 10 ipmi nodes, a power-call loop on each node through both instances and a viewer per console; etcd (1 member) killed for 6 s, then a 3-member etcd's leader killed"
+		if len(c.clusterEtcd) > 0 {
+			s := func(f func(bench.ClusterEtcdResult) float64) bench.Series { return series(c.clusterEtcd, f) }
+			failed := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageFailed) })
+			gaps := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageMarkers) })
+			add(bench.Row{Benchmark: name, Metric: "etcd down: power calls failed / made (owned nodes served locally, the others forwarded); console gaps",
+				Value: failed.Spread(bench.FmtInt) + " / " + s(func(x bench.ClusterEtcdResult) float64 { return float64(x.OutageCalls) }).Spread(bench.FmtInt) + "; " + gaps.Spread(bench.FmtInt),
+				Goal:  "0 failed, 0 gaps", Met: bench.Judge(slicesMax(failed) == 0 && slicesMax(gaps) == 0)})
+			status := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.RefusedStatus) })
+			add(bench.Row{Benchmark: name, Metric: "etcd down: an admin write is refused (status) after",
+				Value: status.Spread(bench.FmtInt) + " after " + s(func(x bench.ClusterEtcdResult) float64 { return sec(x.RefusedAfter) }).Spread(bench.FmtDuration),
+				Goal:  "503", Met: bench.Judge(status.Median() == 503 && slicesMax(status) == 503)})
+			mv := s(func(x bench.ClusterEtcdResult) float64 { return float64(x.MovedByOutage) })
+			add(bench.Row{Benchmark: name, Metric: "etcd back: admin writes work / a token made on one instance works on the other, after; nodes moved by the outage",
+				Value: s(func(x bench.ClusterEtcdResult) float64 { return sec(x.WritesBack) }).Spread(bench.FmtDuration) + " / " +
+					s(func(x bench.ClusterEtcdResult) float64 { return sec(x.TokensBack) }).Spread(bench.FmtDuration) + "; " + mv.Spread(bench.FmtInt),
+				Goal: "0 moved", Met: bench.Judge(slicesMax(mv) == 0)})
+			lf := s(func(x bench.ClusterEtcdResult) float64 {
+				return float64(x.LeaderLossFailed) + float64(x.MovedByLeaderLoss)
+			})
+			add(bench.Row{Benchmark: name, Metric: "3-member etcd, leader killed: admin writes work again after; power calls failed + nodes moved",
+				Value: s(func(x bench.ClusterEtcdResult) float64 { return sec(x.LeaderLossWritesBack) }).Spread(bench.FmtDuration) + "; " + lf.Spread(bench.FmtInt),
+				Goal:  "0", Met: bench.Judge(slicesMax(lf) == 0)})
+		}
+		failedRow("cluster-etcd", name)
+	}
 }
 
 // fanoutRows adds a console fan-out benchmark's rows. perNode: the
@@ -271,4 +331,12 @@ func maxOf(s bench.Series) float64 {
 // benchRow is a row with only a value.
 func benchRow(name, metric, value string) bench.Row {
 	return bench.Row{Benchmark: name, Metric: metric, Value: value, Met: bench.Missed}
+}
+
+func slicesMax(s bench.Series) float64 {
+	m := 0.0
+	for _, v := range s {
+		m = max(m, v)
+	}
+	return m
 }
