@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +59,7 @@ type Cluster struct {
 	dir     string
 	opts    Options
 	initial string // --initial-cluster
+	token   string // --initial-cluster-token, unique
 	Members []*Member
 }
 
@@ -89,9 +91,35 @@ func TempDir(prefix string) (string, error) {
 }
 
 // Start starts a fresh cluster with its data under dir and returns once
-// every member answers /health (the cluster has a leader), or fails with
-// the members' logs.
+// every member answers /health (the cluster has a leader) and is proven to
+// be this cluster's, or fails with the members' logs.
+//
+// Tests of several packages run at once, each with its etcds: a port
+// chosen free may be taken before etcd binds it, and an etcd of another
+// package may then answer on it. Ports are therefore drawn at random
+// below the kernel's ephemeral range (where nothing binds port 0), every
+// cluster has unique member names, a member counts as up only when the
+// server answering on its URL names it, and a start that loses such a race
+// is tried again on other ports.
 func Start(ctx context.Context, dir string, opts Options) (*Cluster, error) {
+	var err error
+	for range startAttempts {
+		var c *Cluster
+		if c, err = startOnce(ctx, dir, opts); err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrNotInstalled) {
+			break
+		}
+		// The next attempt's members have other names, so other data
+		// directories under dir.
+	}
+	return nil, err
+}
+
+const startAttempts = 3
+
+func startOnce(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 	bin, err := LookPath()
 	if err != nil {
 		return nil, err
@@ -104,10 +132,11 @@ func Start(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	id := strconv.FormatUint(rand.Uint64()&0xffffffff, 36)
 	var initial []string
 	for i := range opts.Members {
 		m := &Member{
-			Name:      "etcd" + strconv.Itoa(i),
+			Name:      "etcd" + strconv.Itoa(i) + "-" + id,
 			ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
 			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
 			c:         c,
@@ -117,6 +146,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 		initial = append(initial, m.Name+"="+m.PeerURL)
 	}
 	c.initial = strings.Join(initial, ",")
+	c.token = "obmd-test-" + id
 	for _, m := range c.Members {
 		if err := m.start(); err != nil {
 			c.Close()
@@ -183,7 +213,7 @@ func (m *Member) args() []string {
 		"--listen-peer-urls", m.PeerURL,
 		"--initial-advertise-peer-urls", m.PeerURL,
 		"--initial-cluster", m.c.initial,
-		"--initial-cluster-token", "obmd-test",
+		"--initial-cluster-token", m.c.token,
 		"--initial-cluster-state", "new",
 		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
 	}
@@ -248,7 +278,12 @@ func (m *Member) WaitHealthy(ctx context.Context) error {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && strings.Contains(string(b), `"health":"true"`) {
-				return nil
+				switch err := m.isOurs(client); {
+				case err == nil:
+					return nil
+				case errors.Is(err, errNotOurs):
+					return fmt.Errorf("etcd %s: %w", m.Name, err)
+				}
 			}
 		}
 		select {
@@ -300,6 +335,33 @@ func (m *Member) signal(sig syscall.Signal) {
 	m.mu.Unlock()
 }
 
+// errNotOurs: another etcd answers on the member's URL.
+var errNotOurs = errors.New("another etcd answers on this member's URL")
+
+// isOurs asks the server on the member's URL for its cluster's members
+// (the /v3 JSON gateway) and checks that this member is one of them.
+func (m *Member) isOurs(client *http.Client) error {
+	resp, err := client.Post(m.ClientURL+"/v3/cluster/member/list", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Members []struct {
+			Name string `json:"name"`
+		} `json:"members"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return err
+	}
+	for _, mem := range list.Members {
+		if mem.Name == m.Name {
+			return nil
+		}
+	}
+	return errNotOurs
+}
+
 // Restart starts a killed member again on its ports and data directory and
 // waits until it is healthy.
 func (m *Member) Restart(ctx context.Context) error {
@@ -330,10 +392,11 @@ func (m *Member) Log() string {
 	return m.log.String()
 }
 
-// freeTCPPorts finds n distinct free loopback ports by binding port 0.
-// Another process may take one before etcd binds it; etcd then fails to
-// start with "address already in use", which the caller sees in the log.
+// freeTCPPorts finds n distinct loopback ports that are free now, drawn
+// at random below the kernel's ephemeral port range, which every socket
+// bound to port 0 (listeners and outgoing connections alike) takes from.
 func freeTCPPorts(n int) ([]int, error) {
+	lo, hi := 10000, ephemeralLow()
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -341,15 +404,33 @@ func freeTCPPorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("finding a free port for etcd: none free below the ephemeral range")
+		}
+		port := lo + rand.IntN(hi-lo)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			return nil, fmt.Errorf("finding a free port for etcd: %w", err)
+			continue
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow is the start of the kernel's ephemeral port range (Linux:
+// net.ipv4.ip_local_port_range), at least 20000.
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	return max(low, 20000)
 }
 
 // tailLog keeps the last max bytes of a process's output.
