@@ -85,7 +85,7 @@ func TestStoreUnavailable(t *testing.T) {
 	_, err := s.CreateNode(store.NodeRecord{ID: "n", Type: "mock", Info: json.RawMessage(`{}`)})
 	took := time.Since(start)
 	if !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("CreateNode with etcd stopped = %v, want ErrUnavailable", err)
+		t.Fatalf("CreateNode with etcd %v (pid %d) stopped = %v after %v, want ErrUnavailable", ec.Endpoints(), ec.Members[0].PID(), err, took)
 	}
 	if took > writeTimeout+2*time.Second {
 		t.Errorf("the failed write took %v, want about %v", took, writeTimeout)

@@ -303,8 +303,28 @@ func (m *Member) Kill() {
 }
 
 // Pause stops the member with SIGSTOP: its sockets stay open but nothing
-// answers, as with a hung server or a black-holed network. Resume undoes it.
-func (m *Member) Pause() error { return m.signalOnly(syscall.SIGSTOP) }
+// answers, as with a hung server or a black-holed network. It returns once
+// the kernel reports the process stopped. Resume undoes it.
+func (m *Member) Pause() error {
+	if err := m.signalOnly(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := m.PID()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return nil // not Linux's /proc: the signal is all there is to go by
+		}
+		// The state is the field after the parenthesised command name.
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd %s (pid %d) not stopped 5s after SIGSTOP: %s", m.Name, pid, b)
+		}
+		time.Sleep(time.Millisecond) // the kernel gives no event for a group stop
+	}
+}
 
 // Resume continues a paused member (SIGCONT).
 func (m *Member) Resume() error { return m.signalOnly(syscall.SIGCONT) }
