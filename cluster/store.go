@@ -28,6 +28,9 @@ type Store struct {
 
 const maxRefreshes = 16
 
+// notReadyRefresh bounds a Refresh while the etcd connection is down.
+const notReadyRefresh = 250 * time.Millisecond
+
 var (
 	_ manager.NodeStore    = (*Store)(nil)
 	_ manager.StoreChecker = (*Store)(nil)
@@ -165,12 +168,21 @@ func (s *Store) Nodes() ([]store.NodeRecord, error) {
 }
 
 // Refresh reads node id from etcd and hands it to the Manager
-// (manager.Config.Refresh). It is skipped while etcd is unreachable or
-// too many refreshes are in flight.
+// (manager.Config.Refresh). It is skipped while too many refreshes are in
+// flight. While the etcd connection is not up it gets notReadyRefresh: the
+// connection may be waiting out gRPC's reconnect backoff after etcd came
+// back, so it is asked to reconnect now, but a refused token must not
+// wait a whole RefreshTimeout while etcd is really gone.
 func (s *Store) Refresh(ctx context.Context, id string) {
 	m := s.c.manager()
-	if m == nil || !s.c.etcdReady() {
+	if m == nil {
 		return
+	}
+	if !s.c.etcdReady() {
+		s.c.cli.ActiveConnection().Connect()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, notReadyRefresh)
+		defer cancel()
 	}
 	select {
 	case s.refreshSlots <- struct{}{}:
