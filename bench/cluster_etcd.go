@@ -135,11 +135,12 @@ func ClusterEtcdOutage(ctx context.Context, cfg ClusterEtcdConfig) (ClusterEtcdR
 	if err != nil {
 		return res, err
 	}
+	var lastErr error
 	if err := waitUntil(ctx, 30*time.Second, "a token made on one instance working on the other", func() bool {
-		_, err := ins[1].PowerStatus(ctx, "extra", tok)
-		return err == nil
+		_, lastErr = ins[1].PowerStatus(ctx, "extra", tok)
+		return lastErr == nil
 	}); err != nil {
-		return res, err
+		return res, fmt.Errorf("%w (last answer: %v); the other instance's log ends:\n%s", err, lastErr, ins[1].proc.log.String())
 	}
 	res.TokensBack = time.Since(back)
 	after, err := owners(ctx, ins[0], cfg.Nodes)
