@@ -69,6 +69,9 @@ func peerCell(o, plain peerOutcome) string {
 	case o.ok:
 		return fmt.Sprintf("works, after printing %q", o.says)
 	}
+	if o.orSays != "" {
+		return fmt.Sprintf("fails: %q (or %q)", o.says, o.orSays)
+	}
 	return fmt.Sprintf("fails: %q", o.says)
 }
 
