@@ -14,10 +14,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"obmd/internal/syncbuf"
 	"obmd/rmcpplus"
 )
 
@@ -38,35 +38,11 @@ func BuildCommand(ctx context.Context, dir, pkg string) (string, error) {
 	return out, nil
 }
 
-// tailBuffer keeps the last max bytes written to it: a child's log, kept
-// for the error message if it fails, without growing for ever.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
-}
-
 // child is a started benchmark process (obmd or fakebmc).
 type child struct {
 	name   string
 	cmd    *exec.Cmd
-	log    *tailBuffer
+	log    *syncbuf.Tail
 	exited chan struct{} // closed when Wait returns
 	err    error         // Wait's result; read after exited
 }
@@ -75,7 +51,7 @@ type child struct {
 // child writes to stderr and stdout is offered to ready (if set) until it
 // returns true; the last 16 KiB are kept for error messages.
 func startChild(name, bin string, args, env []string, ready func(line string) bool) (*child, <-chan struct{}, error) {
-	c := &child{name: name, log: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
+	c := &child{name: name, log: &syncbuf.Tail{Max: 16 << 10}, exited: make(chan struct{})}
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()

@@ -5,8 +5,9 @@
 // give it back.
 //
 // It is test and benchmark support: obmd itself never imports it. It
-// depends on the standard library alone. A caller that finds no etcd binary
-// gets ErrNotInstalled, whose text names the package to install.
+// depends on the standard library and internal/syncbuf alone. A caller
+// that finds no etcd binary gets ErrNotInstalled, whose text names the
+// package to install.
 package etcdproc
 
 import (
@@ -19,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"obmd/internal/syncbuf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +76,7 @@ type Member struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the current process has exited
-	log    *tailLog
+	log    *syncbuf.Tail
 }
 
 // TempDir makes a directory for etcd's data: under /dev/shm when it is
@@ -240,7 +242,7 @@ func (m *Member) start() error {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	log := &tailLog{max: 32 << 10}
+	log := &syncbuf.Tail{Max: 32 << 10}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -451,27 +453,4 @@ func ephemeralLow() int {
 		}
 	}
 	return max(low, 20000)
-}
-
-// tailLog keeps the last max bytes of a process's output.
-type tailLog struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailLog) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailLog) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
 }

@@ -22,3 +22,14 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Fatalf("after 800 concurrent writes of \"ab\": %d bytes, %d pairs", len(got), strings.Count(got, "ab"))
 	}
 }
+
+func TestTailKeepsTheNewest(t *testing.T) {
+	tail := &Tail{Max: 8}
+	for _, s := range []string{"  hello ", "world", "!\n"} {
+		tail.Write([]byte(s))
+	}
+	// "  hello world!\n" keeps " world!\n", shown trimmed.
+	if got := tail.String(); got != "world!" {
+		t.Fatalf("Tail = %q, want \"world!\"", got)
+	}
+}
