@@ -313,14 +313,7 @@ func ClusterFailover(ctx context.Context, cfg ClusterConfig) (ClusterResult, err
 		}
 	}
 	res.Viewers = len(watchers)
-	if err := waitUntil(ctx, 30*time.Second, "every viewer reading", func() bool {
-		for _, w := range watchers {
-			if _, after, _ := w.state(); after == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := awaitReading(ctx, watchers, "every viewer reading"); err != nil {
 		return res, err
 	}
 
@@ -523,14 +516,7 @@ func ClusterFailover(ctx context.Context, cfg ClusterConfig) (ClusterResult, err
 			rewatch = append(rewatch, watch(rc, i))
 		}
 	}
-	if err := waitUntil(ctx, 30*time.Second, "every new viewer reading", func() bool {
-		for _, w := range rewatch {
-			if _, after, _ := w.state(); after == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := awaitReading(ctx, rewatch, "every new viewer reading"); err != nil {
 		return res, err
 	}
 	back := time.Now()
@@ -585,4 +571,16 @@ func waitUntil(ctx context.Context, limit time.Duration, what string, cond func(
 func isConnError(err error) bool {
 	var api *apiError
 	return err != nil && !errors.As(err, &api)
+}
+
+// awaitReading waits until every watcher has read console output.
+func awaitReading(ctx context.Context, watchers []*watcher, what string) error {
+	return waitUntil(ctx, 30*time.Second, what, func() bool {
+		for _, w := range watchers {
+			if _, after, _ := w.state(); after == 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -83,14 +83,7 @@ func ClusterEtcdOutage(ctx context.Context, cfg ClusterEtcdConfig) (ClusterEtcdR
 		}
 		watchers = append(watchers, watch(rc, i))
 	}
-	if err := waitUntil(ctx, 30*time.Second, "every viewer reading", func() bool {
-		for _, w := range watchers {
-			if _, after, _ := w.state(); after == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := awaitReading(ctx, watchers, "every viewer reading"); err != nil {
 		return res, err
 	}
 
