@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,17 +79,8 @@ func startClusterInstance(ctx context.Context, bin, adminToken string, endpoints
 	env := []string{"LISTEN_ADDR=" + addr, "ADVERTISE_URL=http://" + addr, "ADMIN_TOKEN=" + adminToken,
 		"DB_TYPE=etcd", "ETCD_ENDPOINTS=" + strings.Join(endpoints, ","), "ETCD_PREFIX=" + prefix,
 		"CLUSTER_TOKEN=" + clusterToken, "LOG_FORMAT=json"}
-	c, ready, err := startChild("obmd "+addr, bin, nil, env, func(line string) bool {
-		var ev struct{ Msg string }
-		return json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "listening"
-	})
+	c, _, err := startObmd(ctx, "obmd "+addr, bin, env)
 	if err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := c.wait(wctx, ready, "listening"); err != nil {
-		_ = c.stop()
 		return nil, err
 	}
 	usage := func() (ProcUsage, error) { return ReadProcUsage(c.PID()) }

@@ -60,11 +60,23 @@ func StartDaemon(ctx context.Context, bin string) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	var addr string
 	// LISTEN_ADDR port 0: obmd picks a free port and logs it.
 	env := []string{"LISTEN_ADDR=127.0.0.1:0", "ADMIN_TOKEN=" + adminToken,
 		"DB_PATH=:memory:", "LOG_FORMAT=json"}
-	c, ready, err := startChild("obmd", bin, nil, env, func(line string) bool {
+	c, addr, err := startObmd(ctx, "obmd", bin, env)
+	if err != nil {
+		return nil, err
+	}
+	usage := func() (ProcUsage, error) { return ReadProcUsage(c.PID()) }
+	return newDaemon(addr, adminToken, usage, c.stop), nil
+}
+
+// startObmd starts an obmd process with env (LOG_FORMAT=json among it) and
+// waits, at most 30 s, until it logs that it listens; it returns the
+// process and the address it listens on.
+func startObmd(ctx context.Context, name, bin string, env []string) (*child, string, error) {
+	var addr string
+	c, ready, err := startChild(name, bin, nil, env, func(line string) bool {
 		var ev struct{ Msg, Addr string }
 		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "listening" && ev.Addr != "" {
 			addr = ev.Addr
@@ -73,16 +85,15 @@ func StartDaemon(ctx context.Context, bin string) (*Daemon, error) {
 		return false
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := c.wait(wctx, ready, "listening"); err != nil {
 		_ = c.stop()
-		return nil, err
+		return nil, "", err
 	}
-	usage := func() (ProcUsage, error) { return ReadProcUsage(c.PID()) }
-	return newDaemon(addr, adminToken, usage, c.stop), nil
+	return c, addr, nil
 }
 
 // Stop ends obmd (SIGTERM, as an operator would) and its connections.
