@@ -557,3 +557,18 @@ func TestIPMINodeStatusHidesSecrets(t *testing.T) {
 		t.Errorf("node status = %s", body)
 	}
 }
+
+// A node pinned to a suite without confidentiality (the explicit opt-in)
+// still gets its console: SOL then asks the BMC for neither encryption nor
+// authentication it cannot give (sol.Open follows the session's suite).
+func TestIPMIConsoleOnSuiteWithoutEncryption(t *testing.T) {
+	t.Parallel()
+	f := startE2EFakeBMC(t, 1)
+	e := newIPMIE2E(t)
+	n := e2eNode{e: e, id: "s2", tok: e.register("s2", map[string]any{
+		"addr": f.Addr(0), "user": e2eUser, "pass": e2ePass, "cipher_suite": 2,
+	})}
+	r, stop := n.console(within(t, 20*time.Second))
+	defer stop()
+	readCounter(t, r, 50)
+}

@@ -616,6 +616,15 @@ func (s *Session) Negotiation() Negotiation {
 	return n
 }
 
+// CipherSuite is the suite the session was established with (IPMI v2.0
+// section 22.15.2): SOL asks for encryption and authentication of its
+// payloads exactly when the suite has them (section 24.1, Activate
+// Payload's auxiliary data).
+func (s *Session) CipherSuite() CipherSuite {
+	suite, _ := CipherSuiteByID(s.negotiated.Suite)
+	return suite
+}
+
 // Profile is what this session's handshake learned about the BMC, shared
 // with the sessions dialled with the same ClientConfig.Profile.
 func (s *Session) Profile() *Profile { return s.profile }

@@ -159,6 +159,10 @@ func TestNegotiation(t *testing.T) {
 			if got := s.sec.Load().keys.Suite.ID; got != tt.wantSuite {
 				t.Fatalf("negotiated suite %d, want %d", got, tt.wantSuite)
 			}
+			// What SOL asks of its payloads (sol.Open) follows the suite.
+			if got := s.CipherSuite(); got.ID != tt.wantSuite || got != s.sec.Load().keys.Suite {
+				t.Fatalf("CipherSuite() = %v, want the session's suite %d", got, tt.wantSuite)
+			}
 			if got := srv.OpenSessionRequests(); got != uint64(tt.wantHandshake) {
 				t.Fatalf("the BMC saw %d Open Session Requests, want %d", got, tt.wantHandshake)
 			}

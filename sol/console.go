@@ -65,8 +65,9 @@ var (
 	_ interface {
 		OpenPayloadFunc(pt rmcpplus.PayloadType, port int, handler func([]byte)) (*rmcpplus.PayloadConn, error)
 	} = (*rmcpplus.Session)(nil)
-	_ io.ReadWriteCloser = (*Console)(nil)
-	_ io.ReadWriteCloser = (*BMCEndpoint)(nil)
+	_ interface{ CipherSuite() rmcpplus.CipherSuite } = (*rmcpplus.Session)(nil)
+	_ io.ReadWriteCloser                              = (*Console)(nil)
+	_ io.ReadWriteCloser                              = (*BMCEndpoint)(nil)
 )
 
 // Console defaults, used for zero ConsoleOptions fields.
