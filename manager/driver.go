@@ -156,27 +156,13 @@ func (r *Registry) lookup(name string) (DriverType, error) {
 	return t, nil
 }
 
-// IPMIConstructor builds the "ipmi" driver of one node.
-type IPMIConstructor func(info IPMIInfo, env DriverEnv) (Driver, error)
-
-// ipmiConstructor is assigned by manager/ipmidriver.go (the driver backed by
-// package bmc) in an init function. While it is nil, "ipmi" nodes are
-// validated and then refused with ErrUnsupported: never a fake success.
-var ipmiConstructor IPMIConstructor
-
-// IPMIDriverAvailable reports whether the ipmi driver is linked in.
-func IPMIDriverAvailable() bool { return ipmiConstructor != nil }
-
 // BuiltinDrivers returns a registry holding "mock" (the original obmd's test
-// driver, which HIL's integration tests use), "ipmi" and "redfish".
-func BuiltinDrivers() *Registry { return builtinDrivers(ipmiConstructor) }
-
-// builtinDrivers builds the built-in registry with newIPMI as the ipmi
-// constructor (nil: "ipmi" nodes are refused with ErrUnsupported).
-func builtinDrivers(newIPMI IPMIConstructor) *Registry {
+// driver, which HIL's integration tests use), "ipmi" and "redfish", each
+// with its default configuration.
+func BuiltinDrivers() *Registry {
 	r := NewRegistry()
 	mustRegister(r, "mock", MockDriverType())
-	mustRegister(r, "ipmi", typedDriver("ipmi", ParseIPMIInfo, newIPMI))
+	mustRegister(r, "ipmi", IPMIDriverType(IPMIDriverConfig{}))
 	mustRegister(r, "redfish", RedfishDriverType(RedfishDriverConfig{}))
 	return r
 }

@@ -31,12 +31,6 @@ import (
 // its session (IPMI v2.0 section 24.1), and power operations must keep
 // working while someone watches the console.
 
-func init() {
-	ipmiConstructor = func(info IPMIInfo, env DriverEnv) (Driver, error) {
-		return NewIPMIDriver(info, env, IPMIDriverConfig{})
-	}
-}
-
 // IPMIDriverConfig tunes the ipmi driver. Zero values take the defaults
 // noted.
 type IPMIDriverConfig struct {

@@ -72,8 +72,12 @@ func TestRegistry(t *testing.T) {
 
 func TestRegisterErrors(t *testing.T) {
 	t.Parallel()
-	// The registry as it is while the ipmi driver is not linked in.
-	m := newTestManager(t, newMemStore(), builtinDrivers(nil), time.Second)
+	// A registry whose "ipmi" type validates but has no driver to build (a
+	// type known but not available): registration is refused, never faked.
+	reg := NewRegistry()
+	mustRegister(reg, "mock", MockDriverType())
+	mustRegister(reg, "ipmi", typedDriver("ipmi", ParseIPMIInfo, nil))
+	m := newTestManager(t, newMemStore(), reg, time.Second)
 	registerT(t, m, "n1", "mock", json.RawMessage(`{"addr":"10.0.0.4","NumWrites":0}`))
 
 	cases := []struct {

@@ -260,7 +260,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 	attrs := []any{"addr", ln.Addr().String(), "tls", cfg.useTLS(),
 		"version", build.Version, "revision", build.Revision, "go_version", build.GoVersion,
 		"db_type", dbTypeName(cfg), "db_path", cfg.DBPath, "nodes", m.Stats().Nodes, "op_timeout", cfg.OpTimeout, "max_conns", guard.Max(),
-		"ipmi_driver", manager.IPMIDriverAvailable(), "metrics_token", cfg.MetricsToken != ""}
+		"metrics_token", cfg.MetricsToken != ""}
 	if metricsLn != nil {
 		attrs = append(attrs, "metrics_addr", metricsLn.Addr().String())
 	}
