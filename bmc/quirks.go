@@ -1,13 +1,10 @@
 package bmc
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
-	"obmd/ipmi"
 	"obmd/rmcpplus"
-	"obmd/sol"
 )
 
 // Quirks are named, per-node workarounds for BMCs that bend the IPMI
@@ -45,7 +42,8 @@ import (
 // sol) applies the rules of BMC-QUIRKS.md to the Activate Payload response
 // by itself (a byte-swapped port mapped back, any other port tried along
 // with the session's, nonsense sizes replaced). The manager turns
-// "solpayloadsize" into a fixed size with SOLMaxData and "solport" into
+// "solpayloadsize" into sol.ConsoleOptions.MaxData for a payload of
+// DefaultSOLPayloadSize bytes and "solport" into
 // sol.ConsoleOptions.IgnorePayloadPort.
 type Quirks struct {
 	IgnoreSOLPort        bool // "solport"
@@ -126,35 +124,3 @@ func (q Quirks) Names() []string {
 // purpose (ipmi_sim, for one, reports an inbound size of 32): a BMC that
 // reports nonsense is unlikely to take large packets.
 const DefaultSOLPayloadSize = 32
-
-// errNoSOLPort: IPMI v2.0 section 24.1, Activate Payload response bytes
-// 10:11 ("payload UDP port number").
-var errNoSOLPort = errors.New("bmc: Activate Payload reported UDP port 0 for SOL")
-
-// SOLPort is the UDP port for SOL packets after Activate Payload
-// answered rsp (IPMI v2.0 section 24.1: the BMC may name a port other than
-// the session's). sessionPort is the port the session runs on.
-func (q Quirks) SOLPort(rsp ipmi.ActivatePayloadRsp, sessionPort int) (int, error) {
-	if q.IgnoreSOLPort || int(rsp.Port) == sessionPort {
-		return sessionPort, nil
-	}
-	if rsp.Port == 0 {
-		return 0, errNoSOLPort
-	}
-	return int(rsp.Port), nil
-}
-
-// SOLMaxData is the number of characters the console may put in one SOL
-// packet to the BMC: the BMC's inbound payload size (IPMI v2.0 section
-// 24.1, bytes 6:7) minus the 4-byte SOL header, or DefaultSOLPayloadSize's
-// under "solpayloadsize". A reported size that leaves no room for a
-// character is an error unless the quirk is set.
-func (q Quirks) SOLMaxData(rsp ipmi.ActivatePayloadRsp) (int, error) {
-	size := int(rsp.InboundPayloadSize)
-	if q.IgnoreSOLPayloadSize {
-		size = DefaultSOLPayloadSize
-	} else if size <= sol.HeaderLen {
-		return 0, fmt.Errorf("bmc: Activate Payload reported an inbound SOL payload size of %d bytes, too small for any data (quirk %q ignores it)", size, QuirkSOLPayloadSize)
-	}
-	return sol.MaxDataForPayloadSize(size), nil
-}

@@ -2,12 +2,9 @@ package bmc
 
 import (
 	"context"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
-
-	"obmd/ipmi"
 )
 
 func TestParseQuirks(t *testing.T) {
@@ -49,67 +46,6 @@ func TestParseQuirks(t *testing.T) {
 				t.Errorf("ParseQuirks(Names()) = %+v, %v", back, err)
 			}
 		})
-	}
-}
-
-// ipmiSimActivatePayload is ipmi_sim's Activate Payload (SOL) response
-// data after the completion code, decrypted from
-// testdata/captures/cs3_sol_activate.txt: inbound payload size 32,
-// outbound 16384, port 53108, no VLAN.
-const ipmiSimActivatePayload = "000000002000004074cfffff"
-
-func TestSOLParametersFromActivatePayload(t *testing.T) {
-	t.Parallel()
-	raw, err := hex.DecodeString(ipmiSimActivatePayload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sim ipmi.ActivatePayloadRsp
-	if err := sim.Unmarshal(raw); err != nil {
-		t.Fatal(err)
-	}
-	elsewhere := sim
-	elsewhere.Port = 6230
-	tiny := sim
-	tiny.InboundPayloadSize = 4
-	for _, tc := range []struct {
-		name        string
-		quirks      Quirks
-		rsp         ipmi.ActivatePayloadRsp
-		sessionPort int
-		wantPort    int
-		wantMax     int
-		wantErr     string
-	}{
-		{name: "ipmi_sim", rsp: sim, sessionPort: 53108, wantPort: 53108, wantMax: 28},
-		{name: "alternate port honoured", rsp: elsewhere, sessionPort: 623, wantPort: 6230, wantMax: 28},
-		{name: "solport ignores the alternate port", quirks: Quirks{IgnoreSOLPort: true}, rsp: elsewhere, sessionPort: 623, wantPort: 623, wantMax: 28},
-		{name: "size too small", rsp: tiny, sessionPort: 53108, wantPort: 53108,
-			wantErr: `inbound SOL payload size of 4 bytes, too small for any data (quirk "solpayloadsize" ignores it)`},
-		{name: "solpayloadsize ignores it", quirks: Quirks{IgnoreSOLPayloadSize: true}, rsp: tiny, sessionPort: 53108, wantPort: 53108, wantMax: DefaultSOLPayloadSize - 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			port, err := tc.quirks.SOLPort(tc.rsp, tc.sessionPort)
-			if err != nil || port != tc.wantPort {
-				t.Errorf("SOLPort = %d, %v; want %d", port, err, tc.wantPort)
-			}
-			max, err := tc.quirks.SOLMaxData(tc.rsp)
-			switch {
-			case tc.wantErr != "":
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("SOLMaxData err = %v, want %q", err, tc.wantErr)
-				}
-			case err != nil || max != tc.wantMax:
-				t.Errorf("SOLMaxData = %d, %v; want %d", max, err, tc.wantMax)
-			}
-		})
-	}
-}
-
-func TestSOLPortZeroIsAnError(t *testing.T) {
-	t.Parallel()
-	if _, err := (Quirks{}).SOLPort(ipmi.ActivatePayloadRsp{InboundPayloadSize: 32}, 623); err == nil {
-		t.Fatal("port 0 accepted")
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"obmd/bmc"
-	"obmd/ipmi"
 	"obmd/sol"
 )
 
@@ -42,11 +41,8 @@ func (d *ipmiDriver) consoleOptions() sol.ConsoleOptions {
 	d.mu.Unlock()
 	opts.IgnorePayloadPort = opts.IgnorePayloadPort || d.quirks.IgnoreSOLPort
 	if d.quirks.IgnoreSOLPayloadSize {
-		// Under the quirk the reported sizes are ignored, so any response
-		// gives the quirk's size.
-		if n, err := d.quirks.SOLMaxData(ipmi.ActivatePayloadRsp{}); err == nil {
-			opts.MaxData = n
-		}
+		// Under the quirk the reported sizes are ignored for a fixed one.
+		opts.MaxData = sol.MaxDataForPayloadSize(bmc.DefaultSOLPayloadSize)
 	}
 	return opts
 }
