@@ -178,8 +178,9 @@ func TestConsoleWSWritersNeverInterleave(t *testing.T) {
 		}
 		conn := dialConsole(t, ctx, n.consoleURL(""))
 		drain(ctx, conn)
+		mine := sizes[w] // the map takes the other writer's sizes meanwhile
 		wg.Go(func() {
-			for k, s := range sizes[w] {
+			for k, s := range mine {
 				if err := conn.Write(ctx, websocket.MessageBinary, msg(w, k, s)); err != nil {
 					t.Errorf("writer %c: %v", w, err)
 					return

@@ -381,6 +381,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	stopCalls := make(chan struct{})
 	results := make([][]result, nodes)
+	var resultsMu sync.Mutex // the callers append while the test reads
 	var callers sync.WaitGroup
 	for k, i := range theirs {
 		via := survivors[k%2]
@@ -398,7 +399,9 @@ func TestClusterFailover(t *testing.T) {
 				if err == nil {
 					resp.Body.Close()
 				}
+				resultsMu.Lock()
 				results[i] = append(results[i], result{start, time.Now(), ok})
+				resultsMu.Unlock()
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
@@ -443,6 +446,8 @@ func TestClusterFailover(t *testing.T) {
 	// for each node (a call waits in the forwarding instance for the new
 	// owner, within its deadline).
 	waitFor(t, 15*time.Second, "power calls working again on every node", func() bool {
+		resultsMu.Lock()
+		defer resultsMu.Unlock()
 		for _, i := range theirs {
 			rs := results[i]
 			if len(rs) == 0 || !rs[len(rs)-1].ok || !rs[len(rs)-1].start.After(killedAt) {
