@@ -175,8 +175,12 @@ var solCompatRows = []solCompatRow{
 		// lands on the number it last saw (1 in 15) loses that packet.
 		ipmitool: solPeerOutcome{works: true, mayLosePackets: true,
 			what: "works, but a restart numbered like the last packet it saw loses that packet (any number but the last is new)"},
-		ipmiconsole: solPeerOutcome{works: true, what: "works"},
-		obmd:        "works: an old number carrying new bytes is new data",
+		// ipmiconsole takes a packet numbered like the last as the BMC's
+		// retransmission and shows only what goes past the last one's
+		// length: the same chance of losing (most of) a packet.
+		ipmiconsole: solPeerOutcome{works: true, mayLosePackets: true,
+			what: "works, but a restart numbered like the last packet it saw is taken for a retransmission: all but its bytes past the last one's length are lost"},
+		obmd: "works: an old number carrying new bytes is new data",
 	},
 }
 
