@@ -311,8 +311,12 @@ func runPeer(t *testing.T, row solCompatRow, name string, want solPeerOutcome) {
 	} else {
 		c = peertest.StartIpmiconsole(t, compatTarget(f), "-I", "17")
 	}
-	// Up and streaming, or failed: either shows within a few seconds.
-	up := func() bool { return b.SOLActive() && (row.echo || strings.Count(c.Output(), "\n") > 50) }
+	// Up and streaming, or failed: either shows within a few seconds. On
+	// an echo row the client's terminal must be raw before typing, or the
+	// terminal itself echoes what is typed (ipmiconsole on its pty).
+	up := func() bool {
+		return b.SOLActive() && (row.echo && c.Ready() || strings.Count(c.Output(), "\n") > 50)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !up() && time.Now().Before(deadline) {
 		if exited, _ := c.Exited(); exited {

@@ -40,3 +40,14 @@ func openPTY() (master, slave *os.File, err error) {
 	}
 	return m, s, nil
 }
+
+// echoOff reports whether the pseudo-terminal whose master is m has local
+// echo off, as a console client that switched its terminal to raw mode
+// leaves it (the master and slave share one termios).
+func echoOff(m *os.File) bool {
+	var tio syscall.Termios
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&tio))); e != 0 {
+		return false
+	}
+	return tio.Lflag&syscall.ECHO == 0
+}

@@ -21,6 +21,7 @@ type SOLClient struct {
 	quit  string // typed by Stop before closing the input
 	cmd   *exec.Cmd
 	stdin io.WriteCloser // the pipe or the pseudo-terminal's master
+	pty   *os.File       // the pseudo-terminal's master, if the client has one
 	out   syncbuf.Buffer // stdout and stderr, interleaved
 	done  chan struct{}  // closed when the process has exited
 	start time.Time
@@ -69,6 +70,7 @@ func StartIpmiconsole(t testing.TB, tg Target, args ...string) *SOLClient {
 	cmd.Stdin = slave
 	c := startSOL(t, "ipmiconsole", cmd, master, slave)
 	c.quit = "\r&." // it quits on its escape sequence, not on a hang-up
+	c.pty = master
 	return c
 }
 
@@ -122,6 +124,17 @@ func (c *SOLClient) WaitFor(want string, within time.Duration) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
+	}
+	return true
+}
+
+// Ready reports whether the client's terminal is ready for typing: a
+// client on a pseudo-terminal (ipmiconsole) has switched it to raw mode,
+// so that what is typed is not echoed by the terminal itself; a client on
+// a pipe (ipmitool) always is.
+func (c *SOLClient) Ready() bool {
+	if c.pty != nil {
+		return echoOff(c.pty)
 	}
 	return true
 }
