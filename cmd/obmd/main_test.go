@@ -393,15 +393,22 @@ func TestDaemonTLS(t *testing.T) {
 
 func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
 	t.Helper()
+	return certWithSerial(t, 1, time.Now().Add(time.Hour))
+}
+
+// certWithSerial makes a self-signed certificate for 127.0.0.1 with serial,
+// valid until notAfter, and its key, both PEM.
+func certWithSerial(t *testing.T, serial int64, notAfter time.Time) (certPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "obmd test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: "obmd test " + strconv.FormatInt(serial, 10)},
+		NotBefore:             time.Now().Add(-2 * time.Hour),
+		NotAfter:              notAfter,
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

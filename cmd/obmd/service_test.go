@@ -7,18 +7,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -194,33 +187,10 @@ func TestDaemonSIGHUPWithoutTLS(t *testing.T) {
 // writeCert writes a fresh certificate with serial to certFile and keyFile.
 func writeCert(t *testing.T, certFile, keyFile string, serial int64, notAfter time.Time) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: "obmd test " + strconv.FormatInt(serial, 10)},
-		NotBefore:             time.Now().Add(-2 * time.Hour),
-		NotAfter:              notAfter,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	certPEM, keyPEM := certWithSerial(t, serial, notAfter)
 	// Rename into place, as certbot and friends do, so obmd never reads a
 	// half-written file.
-	for path, data := range map[string][]byte{certFile: certPEM, keyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})} {
+	for path, data := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
 		tmp := path + ".new"
 		if err := os.WriteFile(tmp, data, 0o600); err != nil {
 			t.Fatal(err)
