@@ -69,27 +69,6 @@ func sharedEtcd(t *testing.T) []string {
 	return shared.etcd.Endpoints()
 }
 
-// ownEtcd starts an etcd for one test (which may kill it).
-func ownEtcd(t *testing.T, opts etcdproc.Options) *etcdproc.Cluster {
-	t.Helper()
-	if _, err := etcdproc.LookPath(); err != nil {
-		t.Skip(err.Error())
-	}
-	dir, err := etcdproc.TempDir("obmd-cluster-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ec, err := etcdproc.Start(ctx, dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ec.Close)
-	return ec
-}
-
 var prefixSeq atomic.Int64
 
 func testPrefix(t *testing.T) string {

@@ -76,7 +76,7 @@ func TestStoreTransactions(t *testing.T) {
 // back.
 func TestStoreUnavailable(t *testing.T) {
 	t.Parallel()
-	ec := ownEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	s := openTestCluster(t, ec.Endpoints(), testPrefix(t)).Store()
 	if err := ec.Members[0].Pause(); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestStoreUnavailable(t *testing.T) {
 // left.
 func TestReadiness(t *testing.T) {
 	t.Parallel()
-	ec := ownEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	in := startInstance(t, ec.Endpoints(), testPrefix(t))
 	in.expect("GET", "/readyz", "", false, 200)
 	ec.Members[0].Kill()

@@ -31,27 +31,6 @@ import (
 
 const clusterToken = "fedcba9876543210fedcba9876543210"
 
-// startEtcd starts an etcd for one test, or skips naming the package.
-func startEtcd(t *testing.T, opts etcdproc.Options) *etcdproc.Cluster {
-	t.Helper()
-	if _, err := etcdproc.LookPath(); err != nil {
-		t.Skip(err.Error())
-	}
-	dir, err := etcdproc.TempDir("obmd-etcd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ec, err := etcdproc.Start(ctx, dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ec.Close)
-	return ec
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -202,7 +181,7 @@ func consoleLines(t *testing.T, d *daemon, node, tok string) <-chan string {
 // read from the simulated machine, never through obmd.
 func TestClusterHILFlowIPMI(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	const pass = "cluster-Pw-7c1"
 	f := startFleet(t, 3, pass)
 	ds := startInstances(t, ec, 3)
@@ -273,7 +252,7 @@ func TestClusterHILFlowIPMI(t *testing.T) {
 // figures are logged (make bench measures them over 50 nodes).
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	const pass = "failover-Pw-19"
 	const nodes = 9
 	f := startFleet(t, nodes, pass)
@@ -503,7 +482,7 @@ func TestClusterFailover(t *testing.T) {
 // admin writes with 503 and a clear error, and recover when etcd is back.
 func TestClusterEtcdDown(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	const pass = "etcd-down-Pw-3"
 	f := startFleet(t, 2, pass)
 	ds := startInstances(t, ec, 2)
@@ -573,7 +552,7 @@ func TestClusterEtcdDown(t *testing.T) {
 // never stop, and no node changes owner.
 func TestClusterEtcdMemberLoss(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{Members: 3, Heartbeat: 50 * time.Millisecond, Election: 500 * time.Millisecond})
+	ec := etcdproc.ForTest(t, etcdproc.Options{Members: 3, Heartbeat: 50 * time.Millisecond, Election: 500 * time.Millisecond})
 	ds := startInstances(t, ec, 2)
 	ds[0].expect("PUT", "/node/n", mockNode, true, 200)
 	tok := ds[1].token("n")
@@ -611,7 +590,7 @@ func TestClusterEtcdMemberLoss(t *testing.T) {
 // verifying each other's certificate against CLUSTER_CA.
 func TestClusterTLS(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	dir := t.TempDir()
 	certPEM, keyPEM := selfSignedCert(t)
 	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
@@ -658,7 +637,7 @@ func TestClusterTLS(t *testing.T) {
 // break arrives, and every viewer on both instances sees the echo.
 func TestClusterConsoleInput(t *testing.T) {
 	t.Parallel()
-	ec := startEtcd(t, etcdproc.Options{})
+	ec := etcdproc.ForTest(t, etcdproc.Options{})
 	const pass = "input-Pw-5"
 	f, err := fakebmc.StartFleet(context.Background(), fakebmc.FleetConfig{
 		Addr: "127.0.0.1:0",
