@@ -61,20 +61,6 @@ func TestClusterConfig(t *testing.T) {
 
 func TestClusterConfigErrors(t *testing.T) {
 	t.Parallel()
-	with := func(base map[string]string, changes map[string]string) map[string]string {
-		env := map[string]string{}
-		for k, v := range base {
-			env[k] = v
-		}
-		for k, v := range changes {
-			if v == "" {
-				delete(env, k)
-			} else {
-				env[k] = v
-			}
-		}
-		return env
-	}
 	cg := clusterGoodEnv()
 	cases := []struct {
 		name string

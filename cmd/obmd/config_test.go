@@ -139,8 +139,6 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-// TestConfigErrors: every problem is reported, one line each, naming the
-// variable.
 // with returns env with changes applied; an empty value removes a variable.
 func with(env map[string]string, changes map[string]string) map[string]string {
 	out := make(map[string]string, len(env))
@@ -157,6 +155,8 @@ func with(env map[string]string, changes map[string]string) map[string]string {
 	return out
 }
 
+// TestConfigErrors: every problem is reported, one line each, naming the
+// variable.
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	secretFiles := writeSecretFiles(t)
