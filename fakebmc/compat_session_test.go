@@ -131,9 +131,9 @@ func TestSessionCompatibility(t *testing.T) {
 	for _, row := range sessionCompatRows() {
 		t.Run(row.name, func(t *testing.T) {
 			t.Parallel()
-			qs := Quirks{}
+			qs := QuirkSet()
 			if row.quirk != "" {
-				qs[row.quirk] = true
+				qs = QuirkSet(row.quirk)
 			}
 			f := startTestFleet(t, 1, func(c *FleetConfig) {
 				c.BMC.Quirks = qs

@@ -21,6 +21,15 @@ type Quirk string
 // Quirks is a set of quirks.
 type Quirks map[Quirk]bool
 
+// QuirkSet is the set of qs (no quirk: the empty set).
+func QuirkSet(qs ...Quirk) Quirks {
+	set := make(Quirks, len(qs))
+	for _, q := range qs {
+		set[q] = true
+	}
+	return set
+}
+
 // Has reports whether q is in the set.
 func (qs Quirks) Has(q Quirk) bool { return qs[q] }
 

@@ -29,3 +29,12 @@ func TestEveryQuirkHasHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestQuirkSet(t *testing.T) {
+	if qs := QuirkSet(); len(qs) != 0 || qs.Has("x") {
+		t.Errorf("QuirkSet() = %v", qs)
+	}
+	if qs := QuirkSet("a", "b"); !qs.Has("a") || !qs.Has("b") || qs.Has("c") || qs.String() != "a,b" {
+		t.Errorf("QuirkSet(a, b) = %v", qs)
+	}
+}

@@ -16,10 +16,7 @@ import (
 // offering suites (nil: the default).
 func startQuirkyNode(t *testing.T, suites []uint8, quirks ...fakebmc.Quirk) *fakebmc.Fleet {
 	t.Helper()
-	qs := fakebmc.Quirks{}
-	for _, q := range quirks {
-		qs[q] = true
-	}
+	qs := fakebmc.QuirkSet(quirks...)
 	f, err := fakebmc.StartFleet(context.Background(), fakebmc.FleetConfig{
 		Addr: "127.0.0.1:0",
 		BMC:  fakebmc.BMCConfig{Users: []fakebmc.User{ipmiTestUser}, CipherSuites: suites, Quirks: qs},

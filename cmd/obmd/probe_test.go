@@ -16,10 +16,7 @@ const probePass = "probe-Pw-91c"
 // the default) with quirks.
 func startProbeBMC(t *testing.T, suites []uint8, quirks ...fakebmc.Quirk) string {
 	t.Helper()
-	qs := fakebmc.Quirks{}
-	for _, q := range quirks {
-		qs[q] = true
-	}
+	qs := fakebmc.QuirkSet(quirks...)
 	f, err := fakebmc.StartFleet(context.Background(), fakebmc.FleetConfig{
 		Addr: "127.0.0.1:0",
 		BMC: fakebmc.BMCConfig{Users: []fakebmc.User{{Name: "admin", Password: []byte(probePass)}},
