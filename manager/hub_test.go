@@ -725,3 +725,35 @@ func TestHubNewTenancyHidesEarlierOutput(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenConsoleAfterTokenChange: a client whose token was good when it
+// was checked, and was replaced or revoked before its console opened (a
+// WebSocket is upgraded in between), is told its token was replaced, not
+// that it never had a good one.
+func TestOpenConsoleAfterTokenChange(t *testing.T) {
+	t.Parallel()
+	for _, change := range []struct {
+		name string
+		do   func(m *Manager) error
+	}{
+		{"new token", func(m *Manager) error { _, err := m.NewToken("n"); return err }},
+		{"revoked token", func(m *Manager) error { return m.RevokeToken("n") }},
+	} {
+		t.Run(change.name, func(t *testing.T) {
+			m := newTestManager(t, newMemStore(), newFakeRegistry(t).Registry, time.Second)
+			registerT(t, m, "n", "mock", json.RawMessage(`{"addr":"x"}`))
+			a := mustAccess(t, m, "n", mustToken(t, m, "n"))
+			if err := change.do(m); err != nil {
+				t.Fatal(err)
+			}
+			v, err := a.OpenConsole(context.Background(), 0)
+			if err == nil {
+				v.Close()
+				t.Fatal("the console opened for a replaced token")
+			}
+			if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrTokenRevoked) {
+				t.Fatalf("OpenConsole = %v, want ErrUnauthorized wrapping ErrTokenRevoked", err)
+			}
+		})
+	}
+}

@@ -689,6 +689,11 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	a.n.mu.Lock()
 	if err := a.currentLocked(); err != nil {
 		a.n.mu.Unlock()
+		if errors.Is(err, ErrUnauthorized) {
+			// The token was good at Authorize: it has been replaced or
+			// revoked since, and the client is told so.
+			return nil, &Error{Kind: ErrUnauthorized, Err: ErrTokenRevoked}
+		}
 		return nil, err
 	}
 	v, s, err := a.n.hub.join(replay)

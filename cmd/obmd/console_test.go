@@ -271,10 +271,10 @@ func TestConsoleClientTypeBreakQuit(t *testing.T) {
 func TestConsoleClientEndings(t *testing.T) {
 	t.Parallel()
 	r := newConsoleRig(t)
-	ctx := consoleTestCtx(t)
 	url := r.srv.URL + "/node/n1/console?token=" + r.token
 
 	t.Run("SIGTERM", func(t *testing.T) {
+		ctx := consoleTestCtx(t) // each its own, so one failure does not starve the next
 		c := startPTYClient(t, url)
 		c.waitOutput(ctx, "? for help]")
 		c.cmd.Process.Signal(syscall.SIGTERM)
@@ -284,6 +284,7 @@ func TestConsoleClientEndings(t *testing.T) {
 		c.expectRestored()
 	})
 	t.Run("token replaced", func(t *testing.T) {
+		ctx := consoleTestCtx(t) // each its own, so one failure does not starve the next
 		c := startPTYClient(t, url)
 		c.waitOutput(ctx, "? for help]")
 		r.admin("POST", "/node/n1/token", "")
@@ -294,6 +295,7 @@ func TestConsoleClientEndings(t *testing.T) {
 		c.waitOutput(ctx, "console closed: the node's token was replaced or revoked")
 	})
 	t.Run("wrong token", func(t *testing.T) {
+		ctx := consoleTestCtx(t)    // each its own, so one failure does not starve the next
 		c := startPTYClient(t, url) // the token replaced above
 		if status := c.exit(ctx); status != exitToken {
 			t.Fatalf("wrong token: exit %d, want %d; printed %q", status, exitToken, c.output())
@@ -305,6 +307,7 @@ func TestConsoleClientEndings(t *testing.T) {
 		}
 	})
 	t.Run("no obmd there", func(t *testing.T) {
+		ctx := consoleTestCtx(t) // each its own, so one failure does not starve the next
 		c := startPTYClient(t, "http://127.0.0.1:1/node/n1/console?token="+r.token)
 		if status := c.exit(ctx); status != exitConnect {
 			t.Fatalf("unreachable obmd: exit %d, want %d; printed %q", status, exitConnect, c.output())
