@@ -165,11 +165,19 @@ func (s *server) consoleWS(c *gin.Context) {
 		abortError(c, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The viewer joins before the upgrade, so a client that sees the
+	// upgrade sees every byte the console prints after it.
+	j, err := a.JoinConsole(params.replay)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	conn, err := websocket.Accept(c.Writer, c.Request, &websocket.AcceptOptions{
 		CompressionMode: websocket.CompressionDisabled, // console bytes are few; 1,000 viewers' deflate is not
 	})
 	if err != nil {
 		// Accept has answered (403 for a foreign Origin, 400 otherwise).
+		j.Close()
 		s.log.Info("console WebSocket refused", "node", c.Param("node_id"), "err", err)
 		return
 	}
@@ -182,7 +190,7 @@ func (s *server) consoleWS(c *gin.Context) {
 	// The first viewer waits for the console to open (at most the
 	// operation timeout); input the client sends meanwhile waits in its
 	// connection.
-	v, err := a.OpenConsole(ctx, params.replay)
+	v, err := j.Ready(ctx)
 	if err != nil {
 		s.closeWS(conn, err)
 		return

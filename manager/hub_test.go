@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -753,6 +754,71 @@ func TestOpenConsoleAfterTokenChange(t *testing.T) {
 			}
 			if !errors.Is(err, ErrUnauthorized) || !errors.Is(err, ErrTokenRevoked) {
 				t.Fatalf("OpenConsole = %v, want ErrUnauthorized wrapping ErrTokenRevoked", err)
+			}
+		})
+	}
+}
+
+// TestJoinConsoleReceivesFromJoin: a viewer joined with replay 0 receives
+// what the console prints after JoinConsole returns, whether the console
+// was already open or was still opening; Ready hands it over. (A WebSocket
+// is upgraded between the two: its client must not miss output printed
+// after it was told it is connected.)
+func TestJoinConsoleReceivesFromJoin(t *testing.T) {
+	t.Parallel()
+	for _, opening := range []bool{false, true} {
+		t.Run(fmt.Sprintf("opening=%v", opening), func(t *testing.T) {
+			fr := newFakeRegistry(t)
+			m := newTestManager(t, newMemStore(), fr.Registry, 5*time.Second)
+			registerT(t, m, "n", "fake", fakeInfoJSON("a"))
+			d := fr.driver(t, "n")
+			a := mustAccess(t, m, "n", mustToken(t, m, "n"))
+			release := make(chan struct{})
+			if opening {
+				d.mu.Lock()
+				d.openGate = func(ctx context.Context) error { <-release; return nil }
+				d.mu.Unlock()
+			} else {
+				close(release)
+				first, err := a.OpenConsole(context.Background(), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer first.Close()
+			}
+			j, err := a.JoinConsole(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opening {
+				close(release)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var s *fakeStream
+			select {
+			case s = <-d.opened:
+			case <-ctx.Done():
+				t.Fatal("JoinConsole did not start the console opening")
+			}
+			if _, err := s.w.Write([]byte("printed after the join\n")); err != nil {
+				t.Fatal(err)
+			}
+			v, err := j.Ready(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			stop := context.AfterFunc(ctx, func() { v.Close() }) // a viewer that missed it fails, not hangs
+			defer stop()
+			var got []byte
+			buf := make([]byte, 256)
+			for !bytes.Contains(got, []byte("printed after the join\n")) {
+				n, err := v.Read(buf)
+				if err != nil {
+					t.Fatalf("after %q: %v", got, err)
+				}
+				got = append(got, buf[:n]...)
 			}
 		})
 	}

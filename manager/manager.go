@@ -686,9 +686,22 @@ func (a *Access) PowerStatus(ctx context.Context) (string, error) {
 // cannot); later ones join at once. The viewer is disconnected when the
 // token changes or the node is deleted.
 func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
+	j, err := a.JoinConsole(replay)
+	if err != nil {
+		return nil, err
+	}
+	return j.Ready(ctx)
+}
+
+// JoinConsole is OpenConsole's first half: the viewer joins the console at
+// once, and from then on receives everything it prints, though the console
+// may still be opening. A server that tells its client "connected" between
+// JoinConsole and Ready (a WebSocket upgrade) thus never loses output
+// printed after the client heard it. The caller ends with Ready or Close.
+func (a *Access) JoinConsole(replay int) (*JoiningViewer, error) {
 	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
 	if err := a.currentLocked(); err != nil {
-		a.n.mu.Unlock()
 		if errors.Is(err, ErrUnauthorized) {
 			// The token was good at Authorize: it has been replaced or
 			// revoked since, and the client is told so.
@@ -697,18 +710,30 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 		return nil, err
 	}
 	v, s, err := a.n.hub.join(replay)
-	a.n.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	err = a.n.hub.wait(ctx, v, s)
+	return &JoiningViewer{a: a, v: v, s: s}, nil
+}
+
+// JoiningViewer is a viewer joined to a console that may still be opening.
+type JoiningViewer struct {
+	a *Access
+	v *Viewer
+	s *consoleSession
+}
+
+// Ready waits for the console to be open and returns the viewer; on an
+// error the viewer is closed.
+func (j *JoiningViewer) Ready(ctx context.Context) (*Viewer, error) {
+	err := j.a.n.hub.wait(ctx, j.v, j.s)
 	// The token may have changed, or the node gone, while the console was
 	// opening: that viewer was disconnected (and an open for nobody else
 	// stopped), and its client gets the same answer as if it had come a
 	// moment later.
-	if why := v.Err(); errors.Is(why, ErrTokenRevoked) || errors.Is(why, ErrNodeDeleted) {
-		v.Close()
-		if a.n.isDeleted() {
+	if why := j.v.Err(); errors.Is(why, ErrTokenRevoked) || errors.Is(why, ErrNodeDeleted) {
+		j.v.Close()
+		if j.a.n.isDeleted() {
 			return nil, &Error{Kind: ErrNotFound, Err: ErrNodeDeleted}
 		}
 		return nil, &Error{Kind: ErrUnauthorized, Err: ErrTokenRevoked}
@@ -716,8 +741,11 @@ func (a *Access) OpenConsole(ctx context.Context, replay int) (*Viewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v, nil
+	return j.v, nil
 }
+
+// Close gives up a viewer that never became Ready.
+func (j *JoiningViewer) Close() { j.v.Close() }
 
 // doOp runs f with the node's operation slot held, bounded by timeout
 // (waiting for the slot included). If the deadline passes first, the caller
