@@ -40,14 +40,18 @@
 //     and boot calls, and the console as a stream that feeds the
 //     forwarding instance's own hub (so fan-out spans instances with one
 //     SOL session per BMC).
+//   - fence.go: a survivor that sees a member's key deleted tells that
+//     member its lease is gone, in case it still runs cut off from etcd.
 //
 // When etcd cannot be reached, nothing moves: every instance keeps
 // serving the nodes it owns and forwarding the others' calls as before,
 // admin writes fail with 503 (manager.ErrUnavailable), and all resumes
 // when etcd answers again. An instance cut off from etcd alone cannot
 // tell that case from etcd being down; once its lease has expired the
-// other instances take its nodes over, and both drive those BMCs until
-// it reaches etcd again, sees its lease gone and lets them go.
+// other instances take its nodes over and tell it (fence.go), and it
+// stops driving those BMCs. Only an instance that reaches neither etcd
+// nor any other instance drives them on until it reaches etcd again,
+// sees its lease gone and lets them go.
 //
 // What it must not do: log or return the cluster token, a node token or a
 // BMC password; forward a forwarded call (an instance that does not own

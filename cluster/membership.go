@@ -129,6 +129,9 @@ func (ms *membership) recover(ctx context.Context, lease clientv3.LeaseID) {
 		switch {
 		case err == nil && resp.TTL > 0:
 			c.log.Info("etcd answers again; the lease held", "lease", leaseHex(lease))
+			// A peer's notice may have dropped it meanwhile (fence.go):
+			// etcd has the last word.
+			c.own.setLease(lease)
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
 			c.log.Warn("this instance's etcd lease expired; its nodes went to the others: joining again", "lease", leaseHex(lease))

@@ -176,7 +176,7 @@ func (o *owners) memberGone(escaped string) {
 		return
 	}
 	o.mu.Lock()
-	_, known := o.members[name]
+	gone, known := o.members[name]
 	delete(o.members, name)
 	self := name == o.c.self && o.lease != 0
 	if known {
@@ -185,6 +185,11 @@ func (o *owners) memberGone(escaped string) {
 		o.reconcileAllLocked()
 	}
 	o.mu.Unlock()
+	if known && name != o.c.self {
+		// Its lease is gone, and its nodes come to the survivors. If it
+		// still runs, cut off from etcd alone, it cannot know: tell it.
+		go o.c.tellLeaseGone(gone)
+	}
 	if self {
 		// Deleted by someone while the lease lives: write it again.
 		o.c.mu.Lock()
@@ -194,6 +199,22 @@ func (o *owners) memberGone(escaped string) {
 			go ms.reassert(context.Background())
 		}
 	}
+}
+
+// fence drops this instance's lease if it is still lease, as etcd has
+// dropped it (a peer saw its member key go): the node locks went with it,
+// so its drivers stop driving the BMCs now rather than when etcd answers
+// again. It reports whether lease was the current one. Compared and
+// dropped under mu, so a lease granted meanwhile (setLease) is kept.
+func (o *owners) fence(lease clientv3.LeaseID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if lease == 0 || o.lease != lease {
+		return false
+	}
+	o.lease = 0
+	o.reconcileAllLocked()
+	return true
 }
 
 // holderChanged is a node lock written (or deleted: zero or) at rev.

@@ -69,6 +69,7 @@ func (c *Cluster) Routes(r gin.IRouter, hooks RouteHooks) {
 	g.POST("/node/:node_id/console/break", c.peerInput(func(ctx context.Context, v *manager.Viewer, _ []byte) error {
 		return v.SendBreak(ctx)
 	}))
+	g.POST(leaseGonePath, c.peerLeaseGone)
 }
 
 // authPeer checks the bearer token: SHA-256 digests compared in constant

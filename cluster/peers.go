@@ -140,6 +140,12 @@ func newPeerClient(token string, tlsConf *tls.Config) *peerClient {
 func (p *peerClient) close() { p.tr.CloseIdleConnections() }
 
 func (p *peerClient) request(ctx context.Context, method, base, id, op string, body any) (*http.Request, error) {
+	return p.requestPath(ctx, method, base, "/node/"+url.PathEscape(id)+"/"+op, body)
+}
+
+// requestPath is a call to path under peerPathPrefix at base, with the
+// cluster token and body (if not nil) as JSON.
+func (p *peerClient) requestPath(ctx context.Context, method, base, path string, body any) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -148,7 +154,7 @@ func (p *peerClient) request(ctx context.Context, method, base, id, op string, b
 		}
 		rd = bytes.NewReader(b)
 	}
-	u := strings.TrimSuffix(base, "/") + peerPathPrefix + "/node/" + url.PathEscape(id) + "/" + op
+	u := strings.TrimSuffix(base, "/") + peerPathPrefix + path
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
