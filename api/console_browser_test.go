@@ -224,4 +224,33 @@ func TestConsolePageInChromium(t *testing.T) {
 	if !strings.Contains(state, "the node's token was replaced or revoked") {
 		t.Fatalf("the page shows %q, want the reason", state)
 	}
+
+	// A lost connection is retried; a retry refused before the upgrade
+	// (a bad token: the browser sees only a failed handshake) makes the
+	// page ask for itself, and it shows obmd's reason and stops.
+	err = chromedp.Do(b,
+		chromedp.Navigate(cn.consoleURL("")),
+		waitFor(`window.obmdConsole && window.obmdConsole.state() === "connected"`),
+	)
+	if err != nil {
+		t.Fatalf("counter page again: %v", err)
+	}
+	e.dropConnections()
+	// The page retries after a second: replace the token meanwhile.
+	if err := chromedp.Do(b, waitFor(`window.obmdConsole.state() === "reconnecting"`)); err != nil {
+		t.Fatalf("the page did not notice its connection was cut: %v", err)
+	}
+	e.must("POST", "/node/counter-node/token", "", true, 200)
+	if err := chromedp.Do(b, waitFor(`window.obmdConsole.state() === "closed"`), screenshot(t, dir, "console-refused.png")); err != nil {
+		t.Fatalf("the page did not stop after its retry was refused: %v", err)
+	}
+	if state, err = chromedp.Run(b, chromedp.Text(chromedp.CSS("#state"))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(state, "missing or invalid token") {
+		t.Fatalf("the page shows %q, want obmd's refusal", state)
+	}
+	if text, _ := chromedp.Run(b, chromedp.Evaluate[string](termText)); !strings.Contains(text, "disconnected: connection lost; reconnecting") {
+		t.Fatalf("the terminal does not mark the lost connection:\n%s", tail(text))
+	}
 }

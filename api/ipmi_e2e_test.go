@@ -38,6 +38,20 @@ const (
 type ipmiE2E struct {
 	t   *testing.T
 	srv *httptest.Server
+
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{} // every connection the server accepted, upgraded ones too
+}
+
+// dropConnections cuts every client connection, WebSockets included, as
+// a network failure would: no close frame, no answer.
+func (e *ipmiE2E) dropConnections() {
+	e.connMu.Lock()
+	defer e.connMu.Unlock()
+	for c := range e.conns {
+		c.Close()
+	}
+	clear(e.conns)
 }
 
 // newIPMIE2E serves the API for a Manager with BuiltinDrivers (the ipmi
@@ -65,14 +79,23 @@ func newIPMIE2EWith(t *testing.T, drivers *manager.Registry) *ipmiE2E {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(m, Options{AdminToken: e2eAdmin}))
+	e := &ipmiE2E{t: t, conns: map[net.Conn]struct{}{}}
+	srv := httptest.NewUnstartedServer(New(m, Options{AdminToken: e2eAdmin}))
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		e.connMu.Lock()
+		e.conns[c] = struct{}{}
+		e.connMu.Unlock()
+		return ctx
+	}
+	srv.Start()
+	e.srv = srv
 	t.Cleanup(func() {
 		m.EndConsoles()
 		srv.Close()
 		m.Close(context.Background())
 		st.Close()
 	})
-	return &ipmiE2E{t: t, srv: srv}
+	return e
 }
 
 // call sends a request (admin credentials when admin) and returns the
