@@ -205,11 +205,12 @@ func (o *owners) memberGone(escaped string) {
 // dropped it (a peer saw its member key go): the node locks went with it,
 // so its drivers stop driving the BMCs now rather than when etcd answers
 // again. It reports whether lease was the current one. Compared and
-// dropped under mu, so a lease granted meanwhile (setLease) is kept.
+// dropped under mu, so a lease granted meanwhile (setLease) is kept; an
+// instance shutting down (its own revocation told back to it) is left be.
 func (o *owners) fence(lease clientv3.LeaseID) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if lease == 0 || o.lease != lease {
+	if o.closed || lease == 0 || o.lease != lease {
 		return false
 	}
 	o.lease = 0
