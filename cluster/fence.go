@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -33,6 +35,7 @@ const leaseGonePath = "/lease_gone"
 const (
 	leaseGoneTimeout  = 2 * time.Second
 	leaseCheckTimeout = 500 * time.Millisecond
+	reverifyInterval  = 500 * time.Millisecond
 )
 
 // leaseGoneBody is the notice: etcd deleted Member's key of Lease.
@@ -80,7 +83,8 @@ func (c *Cluster) peerLeaseGone(g *gin.Context) {
 }
 
 // leaseGone drops this instance's lease if it is still lease and etcd
-// does not answer that it lives (asked only if its connection is up).
+// does not answer that it lives (asked only if its connection is up). A
+// lease dropped without etcd's word is checked again in the background.
 func (c *Cluster) leaseGone(ctx context.Context, lease clientv3.LeaseID) bool {
 	c.mu.Lock()
 	ms := c.member
@@ -88,12 +92,12 @@ func (c *Cluster) leaseGone(ctx context.Context, lease clientv3.LeaseID) bool {
 	if ms == nil || ms.current() != lease {
 		return false // not started, or a lease of an earlier run
 	}
+	known := false
 	if c.etcdReady() {
 		// etcd may answer: it has the last word.
-		qctx, cancel := context.WithTimeout(ctx, leaseCheckTimeout)
-		resp, err := c.cli.KeepAliveOnce(qctx, lease)
-		cancel()
-		if err == nil && resp.TTL > 0 {
+		var alive bool
+		alive, known = c.leaseAlive(ctx, lease)
+		if alive {
 			return false // it keeps the lease: only the member key was deleted (reassert writes it again)
 		}
 	}
@@ -102,7 +106,49 @@ func (c *Cluster) leaseGone(ctx context.Context, lease clientv3.LeaseID) bool {
 	}
 	c.log.Warn("a cluster member saw this instance's etcd lease expire; its nodes went to the others, so it stopped driving their BMCs",
 		"lease", leaseHex(lease))
+	if !known {
+		go c.reverify(ms, lease)
+	}
 	return true
+}
+
+// leaseAlive asks etcd about lease; known is false when it did not answer.
+func (c *Cluster) leaseAlive(ctx context.Context, lease clientv3.LeaseID) (alive, known bool) {
+	qctx, cancel := context.WithTimeout(ctx, leaseCheckTimeout)
+	defer cancel()
+	resp, err := c.cli.KeepAliveOnce(qctx, lease)
+	switch {
+	case err == nil:
+		return resp.TTL > 0, true
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return false, true
+	}
+	return false, false
+}
+
+// reverify asks etcd about a lease dropped on a peer's word until etcd
+// answers. Gone: nothing to do (the keepalive stream ends, and membership
+// joins again). Alive after all (a slow etcd, and a member key deleted
+// by hand): the lease is taken back, since nothing else would (its
+// keepalive never broke), and with it the nodes it still holds.
+func (c *Cluster) reverify(ms *membership, lease clientv3.LeaseID) {
+	for {
+		sleep(context.Background(), reverifyInterval)
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed || ms.current() != lease {
+			return
+		}
+		alive, known := c.leaseAlive(context.Background(), lease)
+		if !known {
+			continue
+		}
+		if alive && c.own.unfence(lease) {
+			c.log.Warn("etcd says this instance's lease lives after all; it drives its nodes again", "lease", leaseHex(lease))
+		}
+		return
+	}
 }
 
 // post sends one instance-to-instance call outside a node's routes

@@ -97,20 +97,29 @@ func TestPartitionedOwnerStopsDriving(t *testing.T) {
 	proxy := startCuttableProxy(t, eps[0])
 	a := startInstance(t, []string{proxy.endpoint()}, prefix)
 	b := startInstance(t, eps, prefix)
+	// Both see both before any node exists, so no node is handed over
+	// while the test picks a's.
+	eventually(t, 10*time.Second, "each instance seeing 2 members", func() bool {
+		return len(a.c.own.memberNames()) == 2 && len(b.c.own.memberNames()) == 2
+	})
 	const n = 16
 	nodes := make([]string, n)
+	var ofA []string
 	for i := range nodes {
 		nodes[i] = fmt.Sprintf("p%d", i)
 		b.expect("PUT", "/node/"+nodes[i], mockNode, true, 200)
-	}
-	var ofA []string
-	for _, node := range nodes {
-		if agreeOnOwner(t, node, a, b) == a {
-			ofA = append(ofA, node)
+		if OwnerOf(nodes[i], []string{a.url, b.url}) == a.url {
+			ofA = append(ofA, nodes[i])
 		}
 	}
 	if len(ofA) == 0 {
 		t.Fatalf("rendezvous hashing gave %s none of %d nodes", a.url, n)
+	}
+	for _, node := range nodes {
+		agreeOnOwner(t, node, a, b)
+	}
+	for _, node := range ofA {
+		eventually(t, 10*time.Second, "a driving "+node, func() bool { return a.c.own.localDriver(node) != nil })
 	}
 
 	// Notices a's etcd contradicts, or for a lease not its own, are ignored.
@@ -169,4 +178,28 @@ func sendLeaseGone(t *testing.T, to *instance, body leaseGoneBody) bool {
 		t.Fatalf("lease_gone notice: HTTP %d", resp.StatusCode)
 	}
 	return ans.Fenced
+}
+
+// TestFenceEtcdContradictsIsUndone: a lease dropped on a peer's word while
+// etcd did not answer, which etcd then says lives (a slow etcd, and a
+// member key deleted by hand), is taken back with the nodes it holds:
+// nothing else would, since its keepalive never broke.
+func TestFenceEtcdContradictsIsUndone(t *testing.T) {
+	t.Parallel()
+	eps, prefix := sharedEtcd(t), testPrefix(t)
+	a := startInstance(t, eps, prefix)
+	a.expect("PUT", "/node/f", mockNode, true, 200)
+	eventually(t, 10*time.Second, "a driving f", func() bool { return a.c.own.localDriver("f") != nil })
+
+	lease := a.c.member.current()
+	if !a.c.own.fence(lease) {
+		t.Fatal("fence refused a's own lease")
+	}
+	if a.c.own.localDriver("f") != nil {
+		t.Fatal("a still drives f after its lease was dropped")
+	}
+	go a.c.reverify(a.c.member, lease)
+	eventually(t, 5*time.Second, "a driving f again once etcd says its lease lives", func() bool {
+		return a.c.own.localDriver("f") != nil
+	})
 }

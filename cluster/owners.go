@@ -218,6 +218,19 @@ func (o *owners) fence(lease clientv3.LeaseID) bool {
 	return true
 }
 
+// unfence takes lease back after a fence etcd contradicts, unless a
+// lease was set meanwhile (membership joined again).
+func (o *owners) unfence(lease clientv3.LeaseID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.lease != 0 {
+		return false
+	}
+	o.lease = lease
+	o.reconcileAllLocked()
+	return true
+}
+
 // holderChanged is a node lock written (or deleted: zero or) at rev.
 func (o *owners) holderChanged(id string, or ownerRecord, rev int64) {
 	o.mu.Lock()

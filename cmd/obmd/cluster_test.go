@@ -539,6 +539,12 @@ func TestClusterEtcdDown(t *testing.T) {
 		return code == 200
 	})
 	t.Logf("admin writes back %v after etcd", time.Since(back).Round(time.Millisecond))
+	// Each instance reconnects on its own (gRPC's backoff): the second
+	// too, before a token made on the first is checked there.
+	waitFor(t, 15*time.Second, "the second instance writing again", func() bool {
+		code, _ := ds[1].do("PUT", "/node/n3", mockNode, true)
+		return code == 200
+	})
 	// The watches resumed: a token made on one instance works on the other.
 	tok2 := ds[0].token("n2")
 	ds[1].expect("GET", "/node/n2/power_status?token="+tok2, "", false, 200)
