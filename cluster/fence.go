@@ -24,14 +24,16 @@ import (
 // dropped), and otherwise trusts the notice, which carries the cluster
 // token: it drops its lease, so its drivers stop driving the BMCs within
 // one round trip of the takeover instead of when etcd answers again.
-// Only an instance that can reach neither etcd nor any peer keeps driving
-// its old nodes (README, "What a cluster cannot do").
+// If etcd did not answer, the lease is asked about again until it does,
+// and taken back if it lives. Only an instance that can reach neither etcd
+// nor any peer keeps driving its old nodes (README, "Running a cluster").
 
 // leaseGonePath is the notice's route, under peerPathPrefix.
 const leaseGonePath = "/lease_gone"
 
-// leaseGoneTimeout bounds sending one notice; the receiver's own etcd
-// check is bounded by leaseCheckTimeout.
+// leaseGoneTimeout bounds sending one notice; leaseCheckTimeout bounds
+// one question to etcd about a lease, asked again every reverifyInterval
+// after a drop etcd did not confirm.
 const (
 	leaseGoneTimeout  = 2 * time.Second
 	leaseCheckTimeout = 500 * time.Millisecond
