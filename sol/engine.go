@@ -39,6 +39,10 @@ const (
 	// first copy and two resends all vanish while the BMC keeps talking is
 	// far likelier to have been taken silently than lost three times.
 	DefaultAssumeDeliveredAfter = 2
+	// assumeDeliveredMinWait is the least time a packet goes unanswered
+	// before AssumeDeliveredAfter may count it delivered. At the default
+	// RetryInterval two resends take longer anyway.
+	assumeDeliveredMinWait = 250 * time.Millisecond
 )
 
 // Config configures an Engine.
@@ -422,7 +426,7 @@ func (e *Engine) Tick(now time.Time) Output {
 		return o
 	}
 	if e.outSeq != 0 && !now.Before(e.outDue) {
-		if e.assumeDelivered() {
+		if e.assumeDelivered(now) {
 			// Strict SOL sequencing (see Config.AssumeDeliveredAfter):
 			// the peer is alive and ignores our copies, so it took the
 			// first one.
@@ -463,15 +467,18 @@ func (e *Engine) Tick(now time.Time) Output {
 
 // assumeDelivered reports whether the outstanding packet, due for another
 // retransmission, has gone unanswered through AssumeDeliveredAfter
-// retransmissions while the peer showed life after its first copy left,
-// and the peer has never answered a retransmission. The last condition
+// retransmissions and for at least assumeDeliveredMinWait while the peer
+// showed life after its first copy left, and the peer has never answered
+// a retransmission. The wait keeps a fast RetryInterval from taking an
+// acknowledgement merely delayed (a busy machine, a slow BMC) for a
+// strict peer's silence, which would lose the packet's unaccepted part. The last condition
 // keeps the rule from losing data on a lossy link: a BMC that re-ACKs
 // copies (as the specification asks) shows it the first time a copy is
 // needed, and from then on a packet is retransmitted until it is answered
 // or Retries run out, as before. A strict BMC never shows it.
-func (e *Engine) assumeDelivered() bool {
+func (e *Engine) assumeDelivered(now time.Time) bool {
 	n := e.cfg.AssumeDeliveredAfter
-	if n <= 0 || e.outSends-1 < n || e.reacks {
+	if n <= 0 || e.outSends-1 < n || e.reacks || now.Sub(e.outFirst) < assumeDeliveredMinWait {
 		return false
 	}
 	return e.AliveSince(e.outFirst)

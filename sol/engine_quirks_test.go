@@ -273,3 +273,41 @@ func TestEngineProbeOnAStrictPeer(t *testing.T) {
 	e.Receive(at(310), ackPkt(2, 0))
 	expectEvents(t, "at the deadline", e.Tick(at(500)))
 }
+
+// TestEngineAssumeDeliveredWaitsOutAFastRetry: with a fast RetryInterval,
+// two unanswered resends take a few milliseconds, which a busy machine or
+// a slow BMC can delay an acknowledgement by. The rule waits
+// assumeDeliveredMinWait first, so a late partial accept still has its
+// unaccepted part sent; counting the packet delivered at the second
+// resend lost it (seen: 151 of 1 MiB typed, under load).
+func TestEngineAssumeDeliveredWaitsOutAFastRetry(t *testing.T) {
+	e := newTestEngine(ConsoleSide, func(c *Config) { c.RetryInterval = 4 * time.Millisecond; c.Retries = 1000 })
+	expectSend(t, "write", e.Write(at(0), []byte("abcdef")), dataPkt(1, "abcdef"))
+	for ms := 4; ms <= 120; ms += 4 {
+		e.Alive(at(ms - 1)) // the BMC answers IPMI meanwhile
+		for _, x := range e.Tick(at(ms)).Events {
+			if x == EventAssumedDelivered {
+				t.Fatalf("at %d ms, %d resends: %v before the ACK came", ms, ms/4, x)
+			}
+		}
+	}
+	e.Receive(at(121), ackPkt(1, 2)) // late, and only "ab" taken
+	if e.Pending() != 4 {
+		t.Fatalf("Pending = %d after a partial accept of 2 of 6, want the 4 bytes not taken", e.Pending())
+	}
+	// A strict peer's silence is still taken for delivery, after the wait.
+	e2 := newTestEngine(ConsoleSide, func(c *Config) { c.RetryInterval = 4 * time.Millisecond; c.Retries = 1000 })
+	e2.Write(at(0), []byte("abc"))
+	assumedAt := -1
+	for ms := 4; ms <= 400 && assumedAt < 0; ms += 4 {
+		e2.Alive(at(ms - 1))
+		for _, x := range e2.Tick(at(ms)).Events {
+			if x == EventAssumedDelivered {
+				assumedAt = ms
+			}
+		}
+	}
+	if want := int(assumeDeliveredMinWait.Milliseconds()); assumedAt < want || assumedAt > want+8 {
+		t.Fatalf("a strict peer's packet counted delivered at %d ms, want at %d ms (the wait)", assumedAt, want)
+	}
+}
