@@ -3,6 +3,7 @@ package sol
 import (
 	"context"
 	"io"
+	"math"
 	"syscall"
 	"testing"
 	"time"
@@ -141,9 +142,12 @@ func fleet(tb testing.TB, n, chunk, rounds int) (cpu, wall time.Duration) {
 
 // TestBMCEndpointFleetIsCheap: 1,000 endpoints at 115200 baud (11.5 MB/s
 // in all) must cost well under one core. The bound is on CPU time per byte
-// (which a loaded machine does not inflate the way it inflates wall time):
-// at most 40 ns/byte, i.e. under half a core at the full 11.5 MB/s,
-// counting the simulated consoles too.
+// (which a loaded machine inflates less than wall time): at most 40
+// ns/byte, i.e. under half a core at the full 11.5 MB/s, counting the
+// simulated consoles too. Other load still adds to it (the scheduler
+// spins, caches go cold: 42-52 ns seen beside two other test binaries on
+// two cores, 22-30 ns alone), never takes from it, so the least of up to
+// three runs is the measure.
 func TestBMCEndpointFleetIsCheap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 1,000 endpoints for a second of real time")
@@ -151,16 +155,20 @@ func TestBMCEndpointFleetIsCheap(t *testing.T) {
 	if raceEnabled {
 		t.Skip("CPU budget not meaningful under the race detector")
 	}
-	const n, baud, rounds = 1000, 115200, 100
+	const n, baud, rounds, bound = 1000, 115200, 100, 40.0
 	chunk := baud / 1000
-	cpu, wall := fleet(t, n, chunk, rounds)
 	bytes := float64(n * chunk * rounds)
-	perByte := float64(cpu.Nanoseconds()) / bytes
-	cores := perByte * float64(n*baud/10) / 1e9
-	t.Logf("%d endpoints: %.1f MB in %v (%.1f MB/s), %v CPU, %.1f ns/byte: %.2f cores at 115200 baud",
-		n, bytes/1e6, wall.Round(time.Millisecond), bytes/1e6/wall.Seconds(), cpu, perByte, cores)
-	if perByte > 40 {
-		t.Fatalf("%.1f ns of CPU per byte: 1,000 endpoints at 115200 baud would need %.2f cores", perByte, cores)
+	least := math.Inf(1)
+	for try := 0; try < 3 && least > bound; try++ {
+		cpu, wall := fleet(t, n, chunk, rounds)
+		perByte := float64(cpu.Nanoseconds()) / bytes
+		least = min(least, perByte)
+		t.Logf("%d endpoints: %.1f MB in %v (%.1f MB/s), %v CPU, %.1f ns/byte: %.2f cores at 115200 baud",
+			n, bytes/1e6, wall.Round(time.Millisecond), bytes/1e6/wall.Seconds(), cpu, perByte, perByte*float64(n*baud/10)/1e9)
+	}
+	if least > bound {
+		t.Fatalf("%.1f ns of CPU per byte at best of 3 runs: 1,000 endpoints at 115200 baud would need %.2f cores",
+			least, least*float64(n*baud/10)/1e9)
 	}
 }
 
