@@ -61,16 +61,8 @@ func waitOwner(t *testing.T, node string, want *instance, ins ...*instance) {
 func TestAnyInstanceServesAnyNode(t *testing.T) {
 	t.Parallel()
 	eps, prefix := sharedEtcd(t), testPrefix(t)
-	ins := []*instance{startInstance(t, eps, prefix), startInstance(t, eps, prefix), startInstance(t, eps, prefix)}
+	ins := startMembers(t, eps, prefix, 3)
 	members := []string{ins[0].url, ins[1].url, ins[2].url}
-	eventually(t, 10*time.Second, "every instance seeing 3 members", func() bool {
-		for _, in := range ins {
-			if len(in.c.own.memberNames()) != 3 {
-				return false
-			}
-		}
-		return true
-	})
 	for i := range 6 {
 		node := fmt.Sprintf("n%d", i)
 		// Registered through one instance, tokened through the next:
@@ -114,7 +106,8 @@ func TestAnyInstanceServesAnyNode(t *testing.T) {
 func TestRevocationIsClusterWide(t *testing.T) {
 	t.Parallel()
 	eps, prefix := sharedEtcd(t), testPrefix(t)
-	a, b, c := startInstance(t, eps, prefix), startInstance(t, eps, prefix), startInstance(t, eps, prefix)
+	ins := startMembers(t, eps, prefix, 3)
+	a, b, c := ins[0], ins[1], ins[2]
 	a.expect("PUT", "/node/n", mockNode, true, 200)
 	tok := a.token("n")
 	agreeOnOwner(t, "n", a, b, c)
@@ -152,7 +145,7 @@ func TestRevocationIsClusterWide(t *testing.T) {
 func TestConsoleFanOutAcrossInstances(t *testing.T) {
 	t.Parallel()
 	eps, prefix := sharedEtcd(t), testPrefix(t)
-	ins := []*instance{startInstance(t, eps, prefix), startInstance(t, eps, prefix)}
+	ins := startMembers(t, eps, prefix, 2)
 	ins[0].expect("PUT", "/node/n", mockNode, true, 200)
 	tok := ins[0].token("n")
 	owner := agreeOnOwner(t, "n", ins...)
@@ -277,7 +270,8 @@ func TestHandoverWhenAMemberJoins(t *testing.T) {
 func TestPeerRoutesNeedTheClusterToken(t *testing.T) {
 	t.Parallel()
 	eps, prefix := sharedEtcd(t), testPrefix(t)
-	a, b := startInstance(t, eps, prefix), startInstance(t, eps, prefix)
+	ins := startMembers(t, eps, prefix, 2)
+	a, b := ins[0], ins[1]
 	a.expect("PUT", "/node/n", mockNode, true, 200)
 	owner := agreeOnOwner(t, "n", a, b)
 	other := a

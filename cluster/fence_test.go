@@ -98,7 +98,7 @@ func TestPartitionedOwnerStopsDriving(t *testing.T) {
 	a := startInstance(t, []string{proxy.endpoint()}, prefix)
 	b := startInstance(t, eps, prefix)
 	// Both see both before any node exists, so no node is handed over
-	// while the test picks a's.
+	// while the test picks a's (as startMembers does).
 	eventually(t, 10*time.Second, "each instance seeing 2 members", func() bool {
 		return len(a.c.own.memberNames()) == 2 && len(b.c.own.memberNames()) == 2
 	})

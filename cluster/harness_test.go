@@ -124,6 +124,27 @@ func startInstance(t *testing.T, endpoints []string, prefix string) *instance {
 	return in
 }
 
+// startMembers starts n instances and waits until each sees all n as
+// members, so that no node registered next is first taken by an instance
+// that has not yet seen the others and then handed over (which a test
+// picking the node's owner would race).
+func startMembers(t *testing.T, endpoints []string, prefix string, n int) []*instance {
+	t.Helper()
+	ins := make([]*instance, n)
+	for i := range ins {
+		ins[i] = startInstance(t, endpoints, prefix)
+	}
+	eventually(t, 10*time.Second, fmt.Sprintf("every instance seeing %d members", n), func() bool {
+		for _, in := range ins {
+			if len(in.c.own.memberNames()) != n {
+				return false
+			}
+		}
+		return true
+	})
+	return ins
+}
+
 // stop shuts the instance down as obmd does on SIGTERM.
 func (in *instance) stop() {
 	in.once.Do(func() {

@@ -116,7 +116,8 @@ func (d readOnlyDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) 
 func TestRemoteConsoleInput(t *testing.T) {
 	t.Parallel()
 	eps, prefix := sharedEtcd(t), testPrefix(t)
-	a, b := startInstance(t, eps, prefix), startInstance(t, eps, prefix)
+	ins := startMembers(t, eps, prefix, 2)
+	a, b := ins[0], ins[1]
 	a.expect("PUT", "/node/n", mockNode, true, 200)
 	owner := agreeOnOwner(t, "n", a, b)
 	other := a
