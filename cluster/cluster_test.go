@@ -170,10 +170,12 @@ func TestConsoleFanOutAcrossInstances(t *testing.T) {
 	}
 	// One stream on the owner's hub serves both: the owner's console has
 	// two viewers (its own and the other instance's stream).
-	var st manager.NodeStatus
+	var st, ost manager.NodeStatus
 	json.Unmarshal(owner.expect("GET", "/node/n", "", true, 200), &st)
-	if st.Console.Viewers != 2 || st.Console.Reconnects != 0 {
-		t.Errorf("owner's console: %+v, want 2 viewers (its own, the other instance's stream)", st.Console)
+	json.Unmarshal(other.expect("GET", "/node/n", "", true, 200), &ost)
+	if st.Console.Viewers != 2 || st.Console.Reconnects != 0 || ost.Console.Reconnects != 0 || ost.Console.State != "open" {
+		t.Errorf("owner's console: %+v, want 2 viewers (its own, the other instance's stream); the other's: %+v, want open, no reconnect",
+			st.Console, ost.Console)
 	}
 }
 

@@ -303,6 +303,12 @@ func (h *hub) startSessionLocked() {
 // driver, so callers may hold the node's lock (token checks and revocations
 // are atomic with respect to joining).
 func (h *hub) join(replay int) (*Viewer, *consoleSession, error) {
+	return h.joinAs(replay, false)
+}
+
+// joinAs is join for a viewer that is another cluster instance's stream
+// (forwarded) or a client's.
+func (h *hub) joinAs(replay int, forwarded bool) (*Viewer, *consoleSession, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed != nil {
@@ -311,7 +317,7 @@ func (h *hub) join(replay int) (*Viewer, *consoleSession, error) {
 	h.ringMu.RLock()
 	start := max(h.ring.replayFrom(replay), h.tenancyFrom)
 	h.ringMu.RUnlock()
-	v := &Viewer{hub: h, cursor: ringCursor{off: start}}
+	v := &Viewer{hub: h, cursor: ringCursor{off: start}, forwarded: forwarded}
 	v.ended, v.setEnded = context.WithCancel(context.Background())
 	h.viewers[v] = struct{}{}
 	h.stats.viewers.Add(1)
@@ -387,13 +393,17 @@ func (h *hub) stopSessionLocked() {
 	}
 }
 
-// newTenancy disconnects every viewer with reason and starts a new
-// tenancy: later viewers cannot replay anything printed before now. The
-// console lingers.
+// newTenancy disconnects every client's viewer with reason and starts a
+// new tenancy: later viewers cannot replay anything printed before now.
+// The console lingers.
 func (h *hub) newTenancy(reason error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.kickLocked(reason)
+	// Another instance's stream stays: that instance applies the same
+	// change to its own viewers (and its own scrollback boundary), and
+	// what it streams from now on is the new tenancy's. Cutting it would
+	// only make its new tenant's viewers see a reconnect.
+	h.kickLocked(reason, true)
 	// Bytes reach the ring only under h.mu, so head is the boundary: what
 	// the reader appends from now on belongs to the new tenancy.
 	h.tenancyFrom = h.ring.head
@@ -413,8 +423,13 @@ func (h *hub) newTenancy(reason error) {
 	h.maybeLingerLocked()
 }
 
-func (h *hub) kickLocked(reason error) {
+// kickLocked disconnects the viewers with reason (but other instances'
+// streams if spareForwarded) and drops the input they queued.
+func (h *hub) kickLocked(reason error, spareForwarded bool) {
 	for v := range h.viewers {
+		if spareForwarded && v.forwarded {
+			continue
+		}
 		v.end(reason)
 		delete(h.viewers, v)
 		h.stats.viewers.Add(-1)
@@ -430,7 +445,7 @@ func (h *hub) refuse(reason error) {
 	if h.closed == nil {
 		h.closed = reason
 	}
-	h.kickLocked(reason)
+	h.kickLocked(reason, false)
 }
 
 // close disconnects every viewer with reason, refuses new ones, stops the
@@ -440,7 +455,7 @@ func (h *hub) close(ctx context.Context, reason error) error {
 	if h.closed == nil {
 		h.closed = reason
 	}
-	h.kickLocked(reason)
+	h.kickLocked(reason, false)
 	if h.linger != nil {
 		h.linger.Stop()
 		h.linger = nil
@@ -505,7 +520,7 @@ func (h *hub) run(s *consoleSession, prev chan struct{}) {
 		h.notifyStreamLocked()
 		if h.sess == s {
 			h.sess = nil
-			h.kickLocked(err)
+			h.kickLocked(err, false)
 			if retryable(err) {
 				h.retryLocked()
 			}
@@ -695,6 +710,9 @@ func (h *hub) appendLocked(p []byte) {
 // ErrShuttingDown, ErrViewerClosed) once it is disconnected.
 type Viewer struct {
 	hub *hub
+	// forwarded: the viewer is another cluster instance's stream, which a
+	// new tenancy leaves be (newTenancy).
+	forwarded bool
 	// ended is cancelled when the viewer is disconnected: a context rather
 	// than a channel so that AfterEnd needs no goroutine per viewer.
 	ended    context.Context

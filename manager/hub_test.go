@@ -823,3 +823,58 @@ func TestJoinConsoleReceivesFromJoin(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenChangeSparesForwardedStreams: a token change ends every
+// client's viewer, but not another cluster instance's stream of the
+// console (a Forwarded viewer): that instance ends its own viewers itself,
+// and cutting its stream only made its new tenant see a reconnect. A
+// deletion still ends both.
+func TestTokenChangeSparesForwardedStreams(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t, newMemStore(), newFakeRegistry(t).Registry, time.Second)
+	registerT(t, m, "n", "mock", json.RawMessage(`{"addr":"x"}`))
+	client, err := mustAccess(t, m, "n", mustToken(t, m, "n")).OpenConsole(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	fa, err := m.Forwarded("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := fa.OpenConsole(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	// untilEnd reads a viewer (the mock console prints all along) until
+	// it is disconnected.
+	untilEnd := func(v *Viewer) error {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := v.Read(buf); err != nil {
+				return err
+			}
+		}
+	}
+
+	if _, err := m.NewToken("n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := untilEnd(client); !errors.Is(err, ErrTokenRevoked) {
+		t.Fatalf("the client's viewer ended with %v, want ErrTokenRevoked", err)
+	}
+	if err := peer.Err(); err != nil {
+		t.Fatalf("the forwarded stream ended with the token change: %v", err)
+	}
+	if _, err := peer.Read(make([]byte, 64)); err != nil {
+		t.Fatalf("the forwarded stream does not go on: %v", err)
+	}
+
+	if err := m.Delete(context.Background(), "n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := untilEnd(peer); !errors.Is(err, ErrNodeDeleted) {
+		t.Fatalf("the forwarded stream ended with %v after the delete, want ErrNodeDeleted", err)
+	}
+}

@@ -709,7 +709,7 @@ func (a *Access) JoinConsole(replay int) (*JoiningViewer, error) {
 		}
 		return nil, err
 	}
-	v, s, err := a.n.hub.join(replay)
+	v, s, err := a.n.hub.joinAs(replay, a.forwarded)
 	if err != nil {
 		return nil, err
 	}
