@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"obmd/internal/etcdproc"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once,
@@ -140,30 +143,36 @@ func TestPortInUseExitsOneNamingThePort(t *testing.T) {
 	}
 }
 
-// freePortRun finds count consecutive free UDP ports on loopback.
+// freePortRun finds count consecutive free ports on loopback.
 func freePortRun(t *testing.T, count int) int {
 	t.Helper()
-	for range 50 {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := c.LocalAddr().(*net.UDPAddr).Port
-		c.Close()
-		ok := base+count <= 65535
+	// Below the kernel's ephemeral range, where no socket bound to port 0
+	// (an outgoing connection of another test, say) takes a port at
+	// random; free for UDP (IPMI) and TCP (Redfish) alike.
+	lo, hi := 10000, etcdproc.EphemeralLow()
+	for range 200 {
+		base := lo + rand.IntN(hi-lo-count)
+		ok := true
 		for i := 0; ok && i < count; i++ {
-			c, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(base+i))
+			addr := "127.0.0.1:" + strconv.Itoa(base+i)
+			u, err := net.ListenPacket("udp", addr)
 			if err != nil {
 				ok = false
 				break
 			}
-			c.Close()
+			u.Close()
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
 		}
 		if ok {
 			return base
 		}
 	}
-	t.Fatal("no run of free UDP ports")
+	t.Fatal("no run of free ports")
 	return 0
 }
 

@@ -418,7 +418,7 @@ func (m *Member) Log() string {
 // at random below the kernel's ephemeral port range, which every socket
 // bound to port 0 (listeners and outgoing connections alike) takes from.
 func freeTCPPorts(n int) ([]int, error) {
-	lo, hi := 10000, ephemeralLow()
+	lo, hi := 10000, EphemeralLow()
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -441,9 +441,10 @@ func freeTCPPorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// ephemeralLow is the start of the kernel's ephemeral port range (Linux:
-// net.ipv4.ip_local_port_range), at least 20000.
-func ephemeralLow() int {
+// EphemeralLow is the start of the kernel's ephemeral port range (Linux:
+// net.ipv4.ip_local_port_range), at least 20000. Ports below it are taken
+// only by sockets that name them, so tests pick fixed ports there.
+func EphemeralLow() int {
 	low := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
