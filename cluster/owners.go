@@ -316,15 +316,11 @@ func (o *owners) acquireLocked(no *nodeOwner) {
 	go func() {
 		val, _ := json.Marshal(rec)
 		key := o.c.keys.owner(no.id)
-		o.ops <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		resp, err := o.c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
-			Else(clientv3.OpGet(key)).
-			Commit()
-		cancel()
-		<-o.ops
+		resp, err := o.lockTxn(func(txn clientv3.Txn) clientv3.Txn {
+			return txn.If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
+				Else(clientv3.OpGet(key))
+		})
 
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -367,14 +363,10 @@ func (o *owners) releaseLocked(no *nodeOwner) {
 		}
 		val, _ := json.Marshal(held)
 		key := o.c.keys.owner(no.id)
-		o.ops <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		resp, err := o.c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.Value(key), "=", string(val))).
-			Then(clientv3.OpDelete(key)).
-			Commit()
-		cancel()
-		<-o.ops
+		resp, err := o.lockTxn(func(txn clientv3.Txn) clientv3.Txn {
+			return txn.If(clientv3.Compare(clientv3.Value(key), "=", string(val))).
+				Then(clientv3.OpDelete(key))
+		})
 
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -390,6 +382,16 @@ func (o *owners) releaseLocked(no *nodeOwner) {
 		o.c.log.Info("node handed over", "node", no.id)
 		o.reconcileLocked(no)
 	}()
+}
+
+// lockTxn commits one node-lock transaction built by build, within
+// writeTimeout, holding one of the ops slots.
+func (o *owners) lockTxn(build func(clientv3.Txn) clientv3.Txn) (*clientv3.TxnResponse, error) {
+	o.ops <- struct{}{}
+	defer func() { <-o.ops }()
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return build(o.c.cli.Txn(ctx)).Commit()
 }
 
 // retryLocked decides about no again after lockRetry.

@@ -197,19 +197,7 @@ func (b *BMCEndpoint) SetTransferUnavailable(on bool) {
 // deactivating" status (IPMI v2.0 section 15.9, Table 15-3), blocked
 // writers get ErrClosed and readers drain what is left, then io.EOF.
 func (b *BMCEndpoint) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.apply(b.e.Close(time.Now()))
-	b.closed = true
-	if b.timer != nil {
-		b.timer.Stop()
-	}
-	b.canWrite.Broadcast()
-	b.canRead.Broadcast()
-	b.unlockAndReport()
+	b.end(true)
 	return nil
 }
 
@@ -217,11 +205,18 @@ func (b *BMCEndpoint) Close() error {
 // it sends no "SOL deactivating" status, as a BMC that hands the instance
 // to another session silently does (fakebmc's sol-steal). Blocked writers
 // get ErrClosed, readers drain what is left.
-func (b *BMCEndpoint) Abandon() {
+func (b *BMCEndpoint) Abandon() { b.end(false) }
+
+// end stops the endpoint once, sending the "SOL deactivating" status first
+// if tell (Close) and nothing if not (Abandon).
+func (b *BMCEndpoint) end(tell bool) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return
+	}
+	if tell {
+		b.apply(b.e.Close(time.Now()))
 	}
 	b.closed = true
 	if b.timer != nil {
