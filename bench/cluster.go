@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"obmd/cluster"
 	"obmd/fakebmc"
 	"obmd/internal/etcdproc"
+	"obmd/internal/freeport"
 )
 
 // The cluster scenario (issue 13): three obmd processes on one etcd and a
@@ -144,25 +144,6 @@ func waitGauges(ctx context.Context, ins []*clusterInstance, members int, want [
 	}
 }
 
-func freeLoopbackPorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // watcher reads one console stream: when the gap marker came, how many,
 // and whether counter lines flow after it.
 type watcher struct {
@@ -234,7 +215,7 @@ func ClusterFailover(ctx context.Context, cfg ClusterConfig) (ClusterResult, err
 
 	// Ports first: the members' URLs decide, by rendezvous hashing, which
 	// node names each instance owns; names are picked so each owns per.
-	ports, err := freeLoopbackPorts(3)
+	ports, err := freeport.TCP(3)
 	if err != nil {
 		return res, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"obmd/fakebmc"
 	"obmd/internal/etcdproc"
+	"obmd/internal/freeport"
 )
 
 // The etcd side of the cluster scenario: what the instances do when etcd
@@ -217,7 +218,7 @@ func startEtcdCluster(ctx context.Context, bin string, fleet *fakebmc.Fleet, opt
 		return nil, nil, nil, cleanup, err
 	}
 	undo = append(undo, ec.Close)
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeport.TCP(2)
 	if err != nil {
 		return nil, nil, nil, cleanup, err
 	}

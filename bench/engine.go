@@ -11,6 +11,7 @@ import (
 
 	"obmd/bmc"
 	"obmd/fakebmc"
+	"obmd/internal/freeport"
 )
 
 // Benchmark credentials of every simulated BMC. Loopback only; they never
@@ -26,9 +27,9 @@ const (
 //
 // The BMCs need consecutive ports. Large fleets rarely find a free run in
 // the kernel's ephemeral range, where every client socket on the machine
-// takes a random port; below it (ports 10000-32767, outside Linux's
-// default ephemeral range) nothing is handed out at random, so a random
-// base there is retried until a run is free.
+// takes a random port; below it (from port 10000 to the range's start,
+// package freeport) nothing is handed out at random, so a random base
+// there is retried until a run is free.
 func startFleet(ctx context.Context, count, baud int, mutate ...func(*fakebmc.BMCConfig)) (*fakebmc.Fleet, error) {
 	cfg := fakebmc.FleetConfig{
 		Addr:  "127.0.0.1:0",
@@ -43,7 +44,7 @@ func startFleet(ctx context.Context, count, baud int, mutate ...func(*fakebmc.BM
 	for _, m := range mutate {
 		m(&cfg.BMC)
 	}
-	const low, high = 10000, 32768
+	low, high := 10000, freeport.EphemeralLow()
 	var err error
 	for range 30 {
 		if count < high-low {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"obmd/internal/etcdproc"
+	"obmd/internal/freeport"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once,
@@ -143,37 +142,15 @@ func TestPortInUseExitsOneNamingThePort(t *testing.T) {
 	}
 }
 
-// freePortRun finds count consecutive free ports on loopback.
+// freePortRun finds count consecutive free ports on loopback, for UDP
+// (IPMI) and TCP (Redfish) alike.
 func freePortRun(t *testing.T, count int) int {
 	t.Helper()
-	// Below the kernel's ephemeral range, where no socket bound to port 0
-	// (an outgoing connection of another test, say) takes a port at
-	// random; free for UDP (IPMI) and TCP (Redfish) alike.
-	lo, hi := 10000, etcdproc.EphemeralLow()
-	for range 200 {
-		base := lo + rand.IntN(hi-lo-count)
-		ok := true
-		for i := 0; ok && i < count; i++ {
-			addr := "127.0.0.1:" + strconv.Itoa(base+i)
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			u.Close()
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := freeport.Run(count)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports")
-	return 0
+	return base
 }
 
 func TestServesUntilCancelledLoggingOneLinePerBMC(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 	"obmd/cluster"
 	"obmd/fakebmc"
 	"obmd/internal/etcdproc"
+	"obmd/internal/freeport"
 	"obmd/manager"
 )
 
@@ -33,12 +33,11 @@ const clusterToken = "fedcba9876543210fedcba9876543210"
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.TCP(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
 
 // clusterEnv is instance port's configuration in the cluster of etcd ec

@@ -18,8 +18,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"obmd/internal/freeport"
 	"obmd/internal/syncbuf"
 	"os"
 	"os/exec"
@@ -130,7 +130,7 @@ func startOnce(ctx context.Context, dir string, opts Options) (*Cluster, error) 
 		opts.Members = 1
 	}
 	c := &Cluster{bin: bin, dir: dir, opts: opts}
-	ports, err := freeTCPPorts(2 * opts.Members)
+	ports, err := freeport.TCP(2 * opts.Members)
 	if err != nil {
 		return nil, err
 	}
@@ -412,46 +412,4 @@ func (m *Member) Log() string {
 		return ""
 	}
 	return m.log.String()
-}
-
-// freeTCPPorts finds n distinct loopback ports that are free now, drawn
-// at random below the kernel's ephemeral port range, which every socket
-// bound to port 0 (listeners and outgoing connections alike) takes from.
-func freeTCPPorts(n int) ([]int, error) {
-	lo, hi := 10000, EphemeralLow()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			return nil, errors.New("finding a free port for etcd: none free below the ephemeral range")
-		}
-		port := lo + rand.IntN(hi-lo)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		lns = append(lns, ln)
-		ports = append(ports, port)
-	}
-	return ports, nil
-}
-
-// EphemeralLow is the start of the kernel's ephemeral port range (Linux:
-// net.ipv4.ip_local_port_range), at least 20000. Ports below it are taken
-// only by sockets that name them, so tests pick fixed ports there.
-func EphemeralLow() int {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	return max(low, 20000)
 }
