@@ -144,15 +144,8 @@ func TestRevocationIsClusterWide(t *testing.T) {
 // owner's one console stream.
 func TestConsoleFanOutAcrossInstances(t *testing.T) {
 	t.Parallel()
-	eps, prefix := sharedEtcd(t), testPrefix(t)
-	ins := startMembers(t, eps, prefix, 2)
-	ins[0].expect("PUT", "/node/n", mockNode, true, 200)
-	tok := ins[0].token("n")
-	owner := agreeOnOwner(t, "n", ins...)
-	other := ins[0]
-	if other == owner {
-		other = ins[1]
-	}
+	owner, other := ownerAndOther(t)
+	tok := other.token("n")
 	for _, in := range []*instance{other, owner} {
 		r := bufio.NewReader(in.console("n", tok).Body)
 		var last = -1
@@ -271,15 +264,7 @@ func TestHandoverWhenAMemberJoins(t *testing.T) {
 // instance does not own gets "not the owner".
 func TestPeerRoutesNeedTheClusterToken(t *testing.T) {
 	t.Parallel()
-	eps, prefix := sharedEtcd(t), testPrefix(t)
-	ins := startMembers(t, eps, prefix, 2)
-	a, b := ins[0], ins[1]
-	a.expect("PUT", "/node/n", mockNode, true, 200)
-	owner := agreeOnOwner(t, "n", a, b)
-	other := a
-	if other == owner {
-		other = b
-	}
+	owner, other := ownerAndOther(t)
 	call := func(in *instance, auth string) (int, peerError) {
 		req, _ := http.NewRequest("POST", in.url+peerPathPrefix+"/node/n/power_on", nil)
 		if auth != "" {

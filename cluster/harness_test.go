@@ -145,6 +145,20 @@ func startMembers(t *testing.T, endpoints []string, prefix string, n int) []*ins
 	return ins
 }
 
+// ownerAndOther starts two members, registers mock node "n" through the
+// first, and returns the one the two agree owns it and the other.
+func ownerAndOther(t *testing.T) (owner, other *instance) {
+	t.Helper()
+	ins := startMembers(t, sharedEtcd(t), testPrefix(t), 2)
+	ins[0].expect("PUT", "/node/n", mockNode, true, 200)
+	owner = agreeOnOwner(t, "n", ins...)
+	other = ins[0]
+	if other == owner {
+		other = ins[1]
+	}
+	return owner, other
+}
+
 // stop shuts the instance down as obmd does on SIGTERM.
 func (in *instance) stop() {
 	in.once.Do(func() {

@@ -115,15 +115,7 @@ func (d readOnlyDriver) OpenConsole(ctx context.Context) (io.ReadCloser, error) 
 // (TestClusterConsoleInput).
 func TestRemoteConsoleInput(t *testing.T) {
 	t.Parallel()
-	eps, prefix := sharedEtcd(t), testPrefix(t)
-	ins := startMembers(t, eps, prefix, 2)
-	a, b := ins[0], ins[1]
-	a.expect("PUT", "/node/n", mockNode, true, 200)
-	owner := agreeOnOwner(t, "n", a, b)
-	other := a
-	if other == owner {
-		other = b
-	}
+	owner, other := ownerAndOther(t)
 	var d *Driver
 	other.c.own.mu.Lock()
 	for x := range other.c.own.nodes["n"].drivers {
