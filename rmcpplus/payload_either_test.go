@@ -32,20 +32,37 @@ func readDatagram(t *testing.T, c net.PacketConn, d time.Duration) ([]byte, net.
 	return buf[:n], from
 }
 
+// eitherRig is a SOL payload opened with OpenPayloadEither for altPort (a
+// socket of the test's) on a session whose own port is sink.
+type eitherRig struct {
+	sink    *sinkConn
+	s       *Session
+	alt     net.PacketConn
+	altPort int
+	got     chan []byte // what the payload's handler received
+	pc      *PayloadConn
+}
+
+func openEither(t *testing.T) eitherRig {
+	t.Helper()
+	r := eitherRig{sink: &sinkConn{}, alt: bmcPort(t), got: make(chan []byte, 4)}
+	r.s = newKeyedSession(t, 17, r.sink)
+	r.altPort = r.alt.LocalAddr().(*net.UDPAddr).Port
+	var err error
+	r.pc, err = r.s.OpenPayloadEither(PayloadSOL, r.altPort, func(b []byte) { r.got <- bytes.Clone(b) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestOpenPayloadEitherKeepsThePortThatAnswers: a payload opened for a port
 // other than the session's goes to both until a payload comes back; the
 // socket it comes in on decides where everything after goes.
 func TestOpenPayloadEitherKeepsThePortThatAnswers(t *testing.T) {
 	t.Run("the session's port answers", func(t *testing.T) {
-		sink := &sinkConn{}
-		s := newKeyedSession(t, 17, sink)
-		alt := bmcPort(t)
-		altPort := alt.LocalAddr().(*net.UDPAddr).Port
-		got := make(chan []byte, 4)
-		pc, err := s.OpenPayloadEither(PayloadSOL, altPort, func(b []byte) { got <- bytes.Clone(b) })
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := openEither(t)
+		sink, s, alt, got, pc := r.sink, r.s, r.alt, r.got, r.pc
 		if pc.Port() != 0 {
 			t.Fatalf("Port = %d before any answer, want 0", pc.Port())
 		}
@@ -77,15 +94,8 @@ func TestOpenPayloadEitherKeepsThePortThatAnswers(t *testing.T) {
 		}
 	})
 	t.Run("the named port answers", func(t *testing.T) {
-		sink := &sinkConn{}
-		s := newKeyedSession(t, 17, sink)
-		alt := bmcPort(t)
-		altPort := alt.LocalAddr().(*net.UDPAddr).Port
-		got := make(chan []byte, 4)
-		pc, err := s.OpenPayloadEither(PayloadSOL, altPort, func(b []byte) { got <- bytes.Clone(b) })
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := openEither(t)
+		sink, s, alt, altPort, got, pc := r.sink, r.s, r.alt, r.altPort, r.got, r.pc
 		if err := pc.Send([]byte("\x01\x00\x00\x00")); err != nil {
 			t.Fatal(err)
 		}
