@@ -1,7 +1,6 @@
 package fakebmc
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"obmd/internal/peertest"
+	"obmd/internal/syncbuf"
 	"obmd/manager"
 	"obmd/sol"
 	"obmd/store"
@@ -593,21 +593,9 @@ func runObmdEcho(t *testing.T, row solCompatRow, f *Fleet) {
 		t.Fatalf("sol.Open: %v", err)
 	}
 	defer con.Close()
-	var out strings.Builder
-	var outMu sync.Mutex
-	go func() {
-		r := bufio.NewReader(con)
-		for {
-			b, err := r.ReadByte()
-			if err != nil {
-				return
-			}
-			outMu.Lock()
-			out.WriteByte(b)
-			outMu.Unlock()
-		}
-	}()
-	got := func() string { outMu.Lock(); defer outMu.Unlock(); return out.String() }
+	var out syncbuf.Buffer
+	go io.Copy(&out, con)
+	got := out.String
 	wait := func(s string) bool {
 		deadline := time.Now().Add(6 * time.Second)
 		for !strings.Contains(got(), s) && time.Now().Before(deadline) {

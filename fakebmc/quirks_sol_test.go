@@ -2,6 +2,7 @@ package fakebmc
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -170,10 +171,9 @@ func TestQuirkSOLStrictSeq(t *testing.T) {
 	if after := acks(); after != before {
 		t.Fatalf("%d more ACKs of packet 1 after its retransmission, want none", after-before)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for string(b.HostInput()) != "ab" && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // polling the simulated host: no event to await
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.WaitHostInput(ctx, 2) // on a timeout, the check below says what came
 	if got := string(b.HostInput()); got != "ab" {
 		t.Fatalf("host received %q, want \"ab\"", got)
 	}
